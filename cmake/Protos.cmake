@@ -67,3 +67,19 @@ set_source_files_properties(${ENGBOT_PROTO_SRCS} ${ENGBOT_GEN}/descriptors.c
 add_library(engbot_proto STATIC ${ENGBOT_PROTO_SRCS} ${ENGBOT_GEN}/descriptors.c)
 target_include_directories(engbot_proto PUBLIC ${ENGBOT_GEN})
 target_link_libraries(engbot_proto PUBLIC PkgConfig::PROTOBUFC)
+
+# Python message modules for the integration tests (tests/lib/engbot_test.py).
+set(ENGBOT_PYGEN ${ENGBOT_GEN}/py)
+set(py_outputs)
+foreach(p IN LISTS ENGBOT_PROTOS GRPC_PROTOS)
+  string(REGEX REPLACE "\\.proto$" "_pb2.py" out ${p})
+  list(APPEND py_outputs ${ENGBOT_PYGEN}/${out})
+endforeach()
+add_custom_command(
+  OUTPUT ${py_outputs}
+  COMMAND ${CMAKE_COMMAND} -E make_directory ${ENGBOT_PYGEN}
+  COMMAND ${PROTOC} ${PROTO_IFLAGS} --python_out=${ENGBOT_PYGEN} ${ENGBOT_PROTOS} ${GRPC_PROTOS}
+  WORKING_DIRECTORY ${CMAKE_SOURCE_DIR}/proto
+  DEPENDS ${desc_inputs}
+  COMMENT "python messages for the integration tests")
+add_custom_target(engbot_py_protos ALL DEPENDS ${py_outputs})
