@@ -48,7 +48,7 @@ foreach(p IN LISTS ENGBOT_PROTOS)
 endforeach()
 add_custom_command(
   OUTPUT ${ENGBOT_DESCSET}
-  COMMAND ${PROTOC} ${PROTO_IFLAGS} --include_imports --descriptor_set_out=${ENGBOT_DESCSET}
+  COMMAND ${PROTOC} ${PROTO_IFLAGS} --include_imports --include_source_info --descriptor_set_out=${ENGBOT_DESCSET}
           ${ENGBOT_PROTOS} grpc/health/v1/health.proto grpc/reflection/v1/reflection.proto
           grpc/reflection/v1alpha/reflection.proto grpc/testing/test.proto
   WORKING_DIRECTORY ${CMAKE_SOURCE_DIR}/proto

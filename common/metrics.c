@@ -285,8 +285,14 @@ static void put_num(struct out *o, double v)
         puts_(o, v > 0 ? "+Inf" : "-Inf");
     else if (v == (double)(long long)v && fabs(v) < 9e15)
         putf(o, "%lld", (long long)v);
-    else
-        putf(o, "%.17g", v);
+    else {
+        /* The shortest text that reads back as the same double. */
+        char tmp[40];
+        snprintf(tmp, sizeof tmp, "%.15g", v);
+        if (strtod(tmp, NULL) != v)
+            snprintf(tmp, sizeof tmp, "%.17g", v);
+        puts_(o, tmp);
+    }
 }
 
 /* name{l1="v1",l2="v2"[,extra]} */
