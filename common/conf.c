@@ -427,3 +427,19 @@ void conf_log(const struct conf_opt *const *tables)
         }
     }
 }
+
+void conf_free(const struct conf_opt *const *tables)
+{
+    for (const struct conf_opt *const *t = tables; *t; t++) {
+        for (const struct conf_opt *o = *t; o->name; o++) {
+            if (o->type == CONF_STR || o->type == CONF_ADDR || o->type == CONF_ENUM) {
+                free(*(char **)o->dst);
+                *(char **)o->dst = NULL;
+            } else if (o->type == CONF_IDLIST) {
+                struct conf_idlist *l = o->dst;
+                free(l->ids);
+                *l = (struct conf_idlist){0};
+            }
+        }
+    }
+}

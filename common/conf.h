@@ -56,7 +56,10 @@ bool conf_parse_addr(const char *s, char *host, size_t hostcap, int *port, char 
 bool conf_parse_idlist(const char *s, struct conf_idlist *out, char *why, size_t cap);
 bool conf_idlist_has(const struct conf_idlist *l, int64_t id);
 
-/* Logs every setting at info level (secrets as "[set]"). */
+/* Frees the strings and lists conf_load stored (call at exit, so leak checkers stay quiet). */
+void conf_free(const struct conf_opt *const *tables);
+
+/* Logs every setting at debug level (secrets as "[set]"). */
 void conf_log(const struct conf_opt *const *tables);
 
 extern const char engbot_version[];

@@ -325,8 +325,9 @@ int dread_file(const char *path, uint32_t kind, int (*cb)(void *arg, const uint8
     uint8_t *buf = NULL;
     size_t bufcap = 0;
     if (fread(h, 1, HEADER_LEN, fp) != HEADER_LEN || memcmp(h, MAGIC, 8) != 0) {
-        if (res->file_bytes < HEADER_LEN && res->file_bytes > 0 &&
-            memcmp(h, MAGIC, (size_t)res->file_bytes) == 0) {
+        size_t have = (size_t)res->file_bytes < sizeof MAGIC ? (size_t)res->file_bytes
+                                                              : sizeof MAGIC;
+        if (res->file_bytes < HEADER_LEN && res->file_bytes > 0 && memcmp(h, MAGIC, have) == 0) {
             /* Torn while writing the header: nothing was ever in it. */
             res->damaged = true;
             snprintf(res->why, sizeof res->why, "header torn at %llu bytes",

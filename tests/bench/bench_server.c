@@ -70,5 +70,6 @@ int main(int argc, char **argv)
     svc_wait(s);
     svc_drain(s);
     svc_free(s);
+    conf_free(tables);
     return 0;
 }

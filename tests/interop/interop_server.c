@@ -226,6 +226,7 @@ int main(int argc, char **argv)
     svc_wait(s);
     svc_drain(s);
     svc_free(s);
+    conf_free(tables);
     LOG_INFO("stopped");
     return 0;
 }

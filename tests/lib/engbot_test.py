@@ -159,7 +159,20 @@ class Proc:
         for t in self._threads:
             t.join(2)
         self._log.close()
+        self.check_sanitizers()
         return rc
+
+    SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                       "WARNING: ThreadSanitizer", "ERROR: ThreadSanitizer")
+
+    def check_sanitizers(self):
+        """Fails when a sanitizer reported anything in this process's output."""
+        with self._cv:
+            bad = [r["msg"] for r in self.lines
+                   if r.get("raw") and any(m in r.get("msg", "") for m in self.SANITIZER_MARKS)]
+        if bad:
+            raise AssertionError(f"{self.name}: sanitizer report:\n" + "\n".join(bad[:5])
+                                 + f"\n(full log: {self.logpath})")
 
     def kill9(self):
         if self.p.poll() is None:
@@ -168,6 +181,7 @@ class Proc:
         for t in self._threads:
             t.join(2)
         self._log.close()
+        self.check_sanitizers()
 
     def alive(self):
         return self.p.poll() is None
