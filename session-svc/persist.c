@@ -888,6 +888,11 @@ void persist_start(struct persist *p)
         abort();
 }
 
+int persist_flush(struct persist *p)
+{
+    return rlog_flush(p->log);
+}
+
 int persist_close(struct persist *p, char *err, size_t errlen)
 {
     if (!p)

@@ -67,6 +67,8 @@ enum persist_err persist_snapshot(struct persist *p, char *err, size_t errlen);
  * a dot. */
 enum persist_err persist_backup(struct persist *p, const char *name, char *path, size_t pathcap,
                                 uint64_t *sessions, uint64_t *bytes, char *err, size_t errlen);
+/* Writes and fsyncs every change made so far to the change log. 0 or -errno. */
+int persist_flush(struct persist *p);
 /* Stops the thread, writes the final snapshot, flushes and closes the log, frees p. Returns 0,
  * or -1 when the final state could not be saved (err says why). */
 int persist_close(struct persist *p, char *err, size_t errlen);
