@@ -69,6 +69,7 @@ int main(int argc, char **argv)
     if (durable_check_dir(cfg.data_dir, err, sizeof err) < 0) {
         LOG_ERROR("cannot start: DATA_DIR is not usable", LF_STR("setting", "DATA_DIR"),
                   LF_STR("error", err));
+        conf_free(tables);
         return 1;
     }
 
@@ -120,6 +121,7 @@ int main(int argc, char **argv)
         svc_drain(s);
         svc_free(s);
         store_free(st);
+        conf_free(tables);
         return 1;
     }
     LOG_INFO("sessions loaded", LF_U64("sessions", info.sessions),
@@ -144,5 +146,6 @@ int main(int argc, char **argv)
     svc_free(s);
     LOG_INFO("stopped", LF_U64("sessions", store_count(st)));
     store_free(st);
+    conf_free(tables);
     return rc;
 }
