@@ -1,0 +1,356 @@
+/* broker.c -- the shared queue: its lock, its clock, the WAL as its sink, long-poll Lease
+ * waiters and the scheduler thread (see broker.h).
+ *
+ * DESIGN: a waiting Lease is a record in a FIFO, not a blocked thread: the handler returns
+ * RPC_PENDING and whoever finds jobs for it (the scheduler, after a record became durable, a
+ * lane's token came back or an ack freed a lane) copies them into its answer under the lock and
+ * finishes the call after unlocking. The scheduler sleeps until the earliest thing it knows
+ * will happen (queue_next_tick, queue_next_ready while someone waits, a waiter's deadline) or
+ * until kicked. */
+#include "broker.h"
+
+#include "clock.h"
+#include "log.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct waiter {
+    struct broker_lease l;
+    int64_t deadline; /* queue clock */
+    struct waiter *prev, *next;
+};
+
+struct broker {
+    pthread_mutex_t mu; /* the queue lock */
+    struct queue *q;
+    struct wal *w;
+    int64_t last_now;
+    bool draining;
+    struct waiter *wh, *wt; /* waiting Lease calls, oldest first */
+    _Atomic uint64_t nwaiting;
+
+    /* scheduler */
+    pthread_t sched;
+    pthread_mutex_t kmu;
+    pthread_cond_t kcv; /* CLOCK_MONOTONIC */
+    _Atomic bool kicked;
+    bool stop;
+    int64_t next_wake; /* queue clock, INT64_MAX = none (kmu) */
+};
+
+/* The queue's clock: wall time (everything is persisted or shown as Unix ms), never going
+ * backwards (a stepped clock must not release a deadline twice or stall a bucket). */
+static int64_t now_locked(struct broker *b)
+{
+    int64_t t = clock_now_ms();
+    if (t < b->last_now)
+        t = b->last_now;
+    b->last_now = t;
+    return t;
+}
+
+static void kick(struct broker *b)
+{
+    if (atomic_exchange(&b->kicked, true))
+        return;
+    pthread_mutex_lock(&b->kmu);
+    pthread_cond_signal(&b->kcv);
+    pthread_mutex_unlock(&b->kmu);
+}
+
+static void sink(void *arg, const struct qevent *ev)
+{
+    struct broker *b = arg;
+    wal_sink(b->w, ev);
+}
+
+static void on_durable(void *arg, uint64_t seq)
+{
+    struct broker *b = arg;
+    if (atomic_load(&b->nwaiting) > 0)
+        kick(b);
+}
+
+/* ---- waiters ---------------------------------------------------------------------------------- */
+
+static void waiter_unlink(struct broker *b, struct waiter *w)
+{
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        b->wh = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    else
+        b->wt = w->prev;
+    w->prev = w->next = NULL;
+    atomic_fetch_sub(&b->nwaiting, 1);
+}
+
+static size_t take_for(struct broker *b, const struct broker_lease *l, int64_t now)
+{
+    struct job *jobs[128];
+    size_t max = l->max_jobs < 128 ? l->max_jobs : 128;
+    size_t n = queue_take(b->q, now, max, l->lease_ms, l->max_bytes, jobs);
+    for (size_t i = 0; i < n; i++)
+        l->on_job(l->arg, jobs[i]);
+    return n;
+}
+
+/* Hands ready jobs to waiters in arrival order, and ends the waits that ran out. The waiters
+ * answered are moved to *done (finished after the lock is released). */
+static void serve(struct broker *b, int64_t now, struct waiter **done)
+{
+    for (struct waiter *w = b->wh; w;) {
+        struct waiter *next = w->next;
+        bool over = w->deadline <= now || b->draining;
+        if (take_for(b, &w->l, now) > 0 || over) {
+            waiter_unlink(b, w);
+            w->next = *done;
+            *done = w;
+        } else if (queue_next_ready(b->q, now) > now) {
+            /* Nothing is ready: later waiters would find nothing either; only deadlines. */
+            for (struct waiter *x = next; x;) {
+                struct waiter *xn = x->next;
+                if (x->deadline <= now) {
+                    waiter_unlink(b, x);
+                    x->next = *done;
+                    *done = x;
+                }
+                x = xn;
+            }
+            break;
+        }
+        w = next;
+    }
+}
+
+static void finish_all(struct waiter *done)
+{
+    while (done) {
+        struct waiter *n = done->next;
+        done->l.finish(done->l.arg);
+        free(done);
+        done = n;
+    }
+}
+
+/* ---- scheduler --------------------------------------------------------------------------------- */
+
+static int64_t run_once(struct broker *b)
+{
+    struct waiter *done = NULL;
+    pthread_mutex_lock(&b->mu);
+    int64_t now = now_locked(b);
+    queue_set_durable(b->q, wal_durable_seq(b->w), now);
+    queue_tick(b->q, now);
+    serve(b, now, &done);
+    int64_t next = queue_next_tick(b->q);
+    if (b->wh) {
+        int64_t r = queue_next_ready(b->q, now);
+        if (r < next)
+            next = r;
+        for (struct waiter *w = b->wh; w; w = w->next)
+            if (w->deadline < next)
+                next = w->deadline;
+    }
+    wal_commit(b->w, NULL, NULL);
+    pthread_mutex_unlock(&b->mu);
+    finish_all(done);
+    return next;
+}
+
+static void *sched_main(void *arg)
+{
+    struct broker *b = arg;
+    pthread_mutex_lock(&b->kmu);
+    while (!b->stop) {
+        while (!atomic_load(&b->kicked) && !b->stop) {
+            int64_t wake = b->next_wake;
+            if (wake == INT64_MAX) {
+                pthread_cond_wait(&b->kcv, &b->kmu);
+                continue;
+            }
+            int64_t delay = wake - clock_now_ms();
+            if (delay <= 0)
+                break;
+            if (delay > 60000)
+                delay = 60000; /* re-check now and then (a stepped clock) */
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            ts.tv_sec += delay / 1000;
+            ts.tv_nsec += (delay % 1000) * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&b->kcv, &b->kmu, &ts);
+        }
+        if (b->stop)
+            break;
+        atomic_store(&b->kicked, false);
+        pthread_mutex_unlock(&b->kmu);
+        int64_t next = run_once(b);
+        pthread_mutex_lock(&b->kmu);
+        b->next_wake = next;
+    }
+    pthread_mutex_unlock(&b->kmu);
+    return NULL;
+}
+
+/* ---- API ---------------------------------------------------------------------------------------- */
+
+struct broker *broker_open(const struct broker_opts *o, struct wal_replay_stats *st, char *err,
+                           size_t errlen)
+{
+    struct broker *b = calloc(1, sizeof *b);
+    if (!b)
+        abort();
+    pthread_mutex_init(&b->mu, NULL);
+    pthread_mutex_init(&b->kmu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&b->kcv, &ca);
+    pthread_condattr_destroy(&ca);
+    b->next_wake = 0;
+    b->q = queue_new(&o->q, sink, b);
+    queue_set_metrics(b->q, o->counters, o->gauges, o->time_in_queue);
+    struct wal_opts wo = o->w;
+    wo.on_durable = on_durable;
+    wo.on_durable_arg = b;
+    b->w = wal_open(&wo, b->q, &b->mu, st, err, errlen);
+    if (!b->w) {
+        queue_free(b->q);
+        pthread_mutex_destroy(&b->mu);
+        pthread_mutex_destroy(&b->kmu);
+        pthread_cond_destroy(&b->kcv);
+        free(b);
+        return NULL;
+    }
+    b->last_now = clock_now_ms();
+    if (pthread_create(&b->sched, NULL, sched_main, b) != 0)
+        abort();
+    pthread_setname_np(b->sched, "queue-sched");
+    return b;
+}
+
+void broker_drain(struct broker *b)
+{
+    struct waiter *done = NULL;
+    pthread_mutex_lock(&b->mu);
+    b->draining = true;
+    while (b->wh) {
+        struct waiter *w = b->wh;
+        waiter_unlink(b, w);
+        w->next = done;
+        done = w;
+    }
+    pthread_mutex_unlock(&b->mu);
+    finish_all(done);
+}
+
+void broker_close(struct broker *b)
+{
+    if (!b)
+        return;
+    broker_drain(b);
+    pthread_mutex_lock(&b->kmu);
+    b->stop = true;
+    pthread_cond_signal(&b->kcv);
+    pthread_mutex_unlock(&b->kmu);
+    pthread_join(b->sched, NULL);
+    wal_close(b->w);
+    queue_free(b->q);
+    pthread_mutex_destroy(&b->mu);
+    pthread_mutex_destroy(&b->kmu);
+    pthread_cond_destroy(&b->kcv);
+    free(b);
+}
+
+int broker_change(struct broker *b, broker_fn *fn, void *arg, struct bcall *c)
+{
+    c->later = false;
+    c->wait_seq = 0;
+    pthread_mutex_lock(&b->mu);
+    int64_t now = now_locked(b);
+    fn(arg, b->q, now);
+    int rc = wal_commit(b->w, c->done, c->arg);
+    if (rc == 0 && c->wait_seq > wal_durable_seq(b->w))
+        rc = wal_barrier(b->w, c->done, c->arg);
+    bool wake = b->wh != NULL;
+    pthread_mutex_unlock(&b->mu);
+    if (wake)
+        kick(b); /* an ack or a retry may have made a lane ready */
+    if (rc < 0)
+        return -1;
+    c->later = rc == 1;
+    return 0;
+}
+
+void broker_read(struct broker *b, broker_fn *fn, void *arg)
+{
+    pthread_mutex_lock(&b->mu);
+    fn(arg, b->q, now_locked(b));
+    pthread_mutex_unlock(&b->mu);
+}
+
+bool broker_lease(struct broker *b, const struct broker_lease *l)
+{
+    pthread_mutex_lock(&b->mu);
+    int64_t now = now_locked(b);
+    queue_set_durable(b->q, wal_durable_seq(b->w), now);
+    queue_tick(b->q, now);
+    size_t n = take_for(b, l, now);
+    if (n > 0 || l->wait_ms <= 0 || b->draining) {
+        wal_commit(b->w, NULL, NULL);
+        pthread_mutex_unlock(&b->mu);
+        return true;
+    }
+    struct waiter *w = calloc(1, sizeof *w);
+    if (!w)
+        abort();
+    w->l = *l;
+    w->deadline = now + l->wait_ms;
+    w->prev = b->wt;
+    if (b->wt)
+        b->wt->next = w;
+    else
+        b->wh = w;
+    b->wt = w;
+    atomic_fetch_add(&b->nwaiting, 1);
+    wal_commit(b->w, NULL, NULL);
+    pthread_mutex_unlock(&b->mu);
+    kick(b);
+    return false;
+}
+
+bool broker_lease_cancel(struct broker *b, void *arg)
+{
+    struct waiter *found = NULL;
+    pthread_mutex_lock(&b->mu);
+    for (struct waiter *w = b->wh; w; w = w->next) {
+        if (w->l.arg == arg) {
+            waiter_unlink(b, w);
+            found = w;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&b->mu);
+    free(found);
+    return found != NULL;
+}
+
+uint64_t broker_wal_bytes(struct broker *b)
+{
+    return wal_bytes(b->w);
+}
+
+uint64_t broker_waiting(struct broker *b)
+{
+    return atomic_load(&b->nwaiting);
+}
