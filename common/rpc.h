@@ -153,6 +153,12 @@ void rpc_call_add_initial_md(struct rpc_call *c, const char *key, const void *va
  * bytes are the call's: valid until the call is freed. */
 const void *rpc_call_metadata_bin(struct rpc_call *c, const char *key, size_t *len);
 
+/* The request message of a unary or server-streaming call as it came on the wire (copied into
+ * the call's memory: valid until the call is freed), for checks protobuf-c makes impossible
+ * on the unpacked message -- a string field holding a NUL byte is cut at the NUL when
+ * unpacked. NULL with *len 0 when the request was empty. */
+const uint8_t *rpc_call_request_bytes(struct rpc_call *c, size_t *len);
+
 /* Memory freed with the call (for response fields). Never NULL (aborts on OOM). */
 void *rpc_call_alloc(struct rpc_call *c, size_t n);
 char *rpc_call_strdup(struct rpc_call *c, const char *s);

@@ -315,6 +315,23 @@ const void *rpc_call_metadata_bin(struct rpc_call *c, const char *key, size_t *l
     return NULL;
 }
 
+const uint8_t *rpc_call_request_bytes(struct rpc_call *c, size_t *len)
+{
+    *len = 0;
+    if (!c->payload)
+        return NULL;
+    grpc_byte_buffer_reader r;
+    if (!grpc_byte_buffer_reader_init(&r, c->payload))
+        return NULL;
+    grpc_slice sl = grpc_byte_buffer_reader_readall(&r);
+    grpc_byte_buffer_reader_destroy(&r);
+    *len = GRPC_SLICE_LENGTH(sl);
+    uint8_t *p = rpc_call_alloc(c, *len ? *len : 1);
+    memcpy(p, GRPC_SLICE_START_PTR(sl), *len);
+    grpc_slice_unref(sl);
+    return p;
+}
+
 void rpc_call_set_state(struct rpc_call *c, void *state, void (*free_fn)(void *))
 {
     c->state = state;
