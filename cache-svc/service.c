@@ -1,0 +1,764 @@
+/* service.c -- the CacheService handlers.
+ *
+ * Every handler that takes a string first checks the request's wire bytes for NUL bytes
+ * (wirecheck.h), then the path-safety rules, then the catalogue; a path the catalogue does not
+ * know is looked up on disk (pathsafe) so a refusal carries its real reason (a symlink that
+ * leaves the root is PERMISSION_DENIED, not NOT_FOUND) and a file added since the last event
+ * is found. Everything but GetStats may touch the disk, so it runs on the worker pool
+ * (RPC_F_BLOCKING). */
+#include "service.h"
+#include "clock.h"
+#include "conf.h"
+#include "engbot/cache/v1/cache.pb-c.h"
+#include "log.h"
+#include "metrics.h"
+#include "rpc.h"
+#include "wirecheck.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef Engbot__Cache__V1__Entry Entry;
+
+#define LIST_DEFAULT   20
+#define LIST_MAX       500
+#define SEARCH_DEFAULT 20
+#define SEARCH_MAX     200
+#define CANDIDATES_MAX 20
+#define SEND_QUEUE     4 /* ReadFile chunks queued for the network at most (flow control) */
+
+struct service {
+    struct service_deps d;
+    struct service_opts o;
+    _Atomic int reads;
+    struct cachestat cat_cs, fid_cs;
+    int64_t t0_ms;
+    struct metric *m_refused[PS__COUNT], *m_bytes, *m_reads, *m_busy, *m_too_large;
+};
+
+/* ---- errors ---------------------------------------------------------------------------------- */
+
+/* Maps a path-safety result to a status (once, here) and counts refusals by reason. */
+static int refuse(struct service *s, struct rpc_call *c, const struct ps_err *e, const char *what)
+{
+    int code;
+    if (ps_is_malformed(e->reason))
+        code = RPC_INVALID_ARGUMENT;
+    else if (ps_is_refusal(e->reason))
+        code = RPC_PERMISSION_DENIED;
+    else if (e->reason == PS_NOT_FOUND)
+        code = RPC_NOT_FOUND;
+    else if (e->reason == PS_WRONG_KIND)
+        code = RPC_FAILED_PRECONDITION;
+    else
+        code = RPC_UNAVAILABLE;
+    if (ps_is_refusal(e->reason)) {
+        metric_inc(s->m_refused[e->reason]);
+        LOG_DEBUG("refused", LF_STR("method", rpc_call_method(c)),
+                  LF_STR("reason", ps_reason_name(e->reason)), LF_STR("peer", rpc_call_peer(c)));
+    }
+    return rpc_call_errorf(c, code, "%s: %s", what, e->msg);
+}
+
+/* RPC_OK, or INVALID_ARGUMENT when a string field of the request holds a NUL byte. */
+static int check_nul(struct service *s, struct rpc_call *c, const ProtobufCMessageDescriptor *d)
+{
+    size_t len;
+    const uint8_t *raw = rpc_call_request_bytes(c, &len);
+    const char *field;
+    if (!wire_string_has_nul(d, raw, len, &field))
+        return RPC_OK;
+    metric_inc(s->m_refused[PS_NUL]);
+    return rpc_call_errorf(c, RPC_INVALID_ARGUMENT,
+                           "%s holds a NUL byte: names and paths never contain one", field);
+}
+
+/* ---- entries ----------------------------------------------------------------------------------- */
+
+static Entry *entry_of(struct rpc_call *c, const struct cat_info *in)
+{
+    Entry *e = rpc_call_alloc(c, sizeof *e);
+    engbot__cache__v1__entry__init(e);
+    e->id = rpc_call_strdup(c, in->id);
+    e->name = rpc_call_strdup(c, in->name);
+    e->path = rpc_call_strdup(c, in->path);
+    e->kind = in->kind == CAT_FOLDER ? ENGBOT__CACHE__V1__ENTRY_KIND__ENTRY_KIND_FOLDER
+                                     : ENGBOT__CACHE__V1__ENTRY_KIND__ENTRY_KIND_FILE;
+    e->size = in->size;
+    e->mtime_unix_ms = in->mtime_ms;
+    e->content_type = rpc_call_strdup(c, in->content_type);
+    e->parent_id = rpc_call_strdup(c, in->parent_id);
+    e->child_count = in->child_count;
+    return e;
+}
+
+/* The catalogue entry at path now, in call memory; NULL when it is not there. */
+static Entry *entry_at(struct service *s, struct rpc_call *c, const char *path)
+{
+    Entry *e = NULL;
+    cat_rdlock(s->d.cat);
+    uint32_t slot = cat_by_path(s->d.cat, path);
+    if (slot != CAT_NONE) {
+        struct cat_info in;
+        cat_get(s->d.cat, slot, &in);
+        e = entry_of(c, &in);
+    }
+    cat_unlock(s->d.cat);
+    return e;
+}
+
+/* Finds the entry named by id (when set) or path ("" is the root when root_ok); *out is its
+ * path in call memory. RPC_OK or a status already set on c. */
+static int locate(struct service *s, struct rpc_call *c, const char *id, const char *path,
+                  bool root_ok, char **out)
+{
+    if (id && *id) {
+        uint64_t hid;
+        if (!catid_parse(id, strlen(id), &hid))
+            return rpc_call_errorf(c, RPC_INVALID_ARGUMENT,
+                                   "id '%.32s' is malformed: an id is %d characters of 0-9 and "
+                                   "a-z (without i, l, o, u)",
+                                   id, CATID_LEN);
+        cat_rdlock(s->d.cat);
+        uint32_t slot = cat_by_id(s->d.cat, id, strlen(id));
+        if (slot != CAT_NONE)
+            *out = rpc_call_strdup(c, cat_path(s->d.cat, slot));
+        cat_unlock(s->d.cat);
+        if (slot == CAT_NONE) {
+            cachestat_miss(&s->cat_cs);
+            return rpc_call_errorf(c, RPC_NOT_FOUND,
+                                   "no entry has id %s (the tree changed? list the folder again)",
+                                   id);
+        }
+        cachestat_hit(&s->cat_cs);
+        return RPC_OK;
+    }
+    if (!path)
+        path = "";
+    if (!*path && !root_ok)
+        return rpc_call_errorf(c, RPC_INVALID_ARGUMENT, "give an id or a path");
+    struct ps_err e;
+    if (!ps_check_path(path, strlen(path), &e))
+        return refuse(s, c, &e, "path");
+    cat_rdlock(s->d.cat);
+    bool found = cat_by_path(s->d.cat, path) != CAT_NONE;
+    cat_unlock(s->d.cat);
+    if (found) {
+        cachestat_hit(&s->cat_cs);
+        *out = rpc_call_strdup(c, path);
+        return RPC_OK;
+    }
+    cachestat_miss(&s->cat_cs);
+    /* Not catalogued: what is on disk there? A refusal says why; something allowed is a
+     * change no event told us about yet. */
+    if (ps_resolve(s->d.root, path, PS_WANT_ANY, NULL, NULL, &e) < 0)
+        return refuse(s, c, &e, "path");
+    if (scan_path(s->d.scan, path, SCAN_EXISTENCE, NULL) == 1) {
+        *out = rpc_call_strdup(c, path);
+        return RPC_OK;
+    }
+    return rpc_call_errorf(c, RPC_NOT_FOUND,
+                           "path is on disk but not in the catalogue (MAX_ENTRIES reached?)");
+}
+
+/* The existence cache's verdict on path as a status. */
+static int verify(struct service *s, struct rpc_call *c, const char *path)
+{
+    struct ps_err e;
+    switch (exist_verify(s->d.exist, path, &e)) {
+    case EXIST_OK:
+        return RPC_OK;
+    case EXIST_GONE:
+        return rpc_call_errorf(c, RPC_NOT_FOUND,
+                               "'%.200s' no longer exists on disk (removed from the catalogue)",
+                               path);
+    case EXIST_REFUSED:
+        return refuse(s, c, &e, "path");
+    case EXIST_IO:
+    default:
+        return rpc_call_errorf(c, RPC_UNAVAILABLE, "cannot check '%.200s' on disk: %s", path,
+                               e.msg);
+    }
+}
+
+/* ---- handlers ----------------------------------------------------------------------------------- */
+
+static int h_list(struct rpc_call *c, const ProtobufCMessage *req, ProtobufCMessage *resp,
+                  void *svc)
+{
+    struct service *s = svc;
+    const Engbot__Cache__V1__ListFolderRequest *rq = (const void *)req;
+    Engbot__Cache__V1__ListFolderResponse *rs = (void *)resp;
+    char *path;
+    int code = check_nul(s, c, req->descriptor);
+    if (code || (code = locate(s, c, rq->folder_id, rq->path, true, &path)))
+        return code;
+    uint32_t size = rq->page_size ? (rq->page_size > LIST_MAX ? LIST_MAX : rq->page_size)
+                                  : LIST_DEFAULT;
+    uint32_t *slots = rpc_call_alloc(c, size * sizeof *slots);
+    cat_rdlock(s->d.cat);
+    uint32_t folder = cat_by_path(s->d.cat, path);
+    if (folder == CAT_NONE || cat_kind_of(s->d.cat, folder) != CAT_FOLDER) {
+        cat_unlock(s->d.cat);
+        return folder == CAT_NONE
+                   ? rpc_call_errorf(c, RPC_NOT_FOUND, "the folder left the catalogue")
+                   : rpc_call_errorf(c, RPC_FAILED_PRECONDITION,
+                                     "'%.200s' is a file: list its folder, or read it", path);
+    }
+    size_t total = cat_list(s->d.cat, folder, 0, 0, NULL);
+    uint32_t pages = total ? (uint32_t)((total + size - 1) / size) : 1;
+    uint32_t page = rq->page < pages ? rq->page : pages - 1;
+    size_t off = (size_t)page * size;
+    size_t n = total > off ? total - off : 0;
+    if (n > size)
+        n = size;
+    cat_list(s->d.cat, folder, off, n, slots);
+    struct cat_info in;
+    cat_get(s->d.cat, folder, &in);
+    rs->folder = entry_of(c, &in);
+    rs->entries = rpc_call_alloc(c, (n ? n : 1) * sizeof *rs->entries);
+    for (size_t i = 0; i < n; i++) {
+        cat_get(s->d.cat, slots[i], &in);
+        rs->entries[i] = entry_of(c, &in);
+    }
+    cat_unlock(s->d.cat);
+    rs->n_entries = n;
+    rs->total = (uint32_t)total;
+    rs->page = page;
+    rs->pages = pages;
+    return RPC_OK;
+}
+
+static int h_search(struct rpc_call *c, const ProtobufCMessage *req, ProtobufCMessage *resp,
+                    void *svc)
+{
+    struct service *s = svc;
+    const Engbot__Cache__V1__SearchRequest *rq = (const void *)req;
+    Engbot__Cache__V1__SearchResponse *rs = (void *)resp;
+    int code = check_nul(s, c, req->descriptor);
+    if (code)
+        return code;
+    uint32_t limit = rq->limit ? (rq->limit > SEARCH_MAX ? SEARCH_MAX : rq->limit) : SEARCH_DEFAULT;
+    uint32_t *slots = rpc_call_alloc(c, limit * sizeof *slots);
+    cat_rdlock(s->d.cat);
+    long total = cat_search(s->d.cat, rq->query, rq->files_only, slots, limit);
+    if (total < 0) {
+        cat_unlock(s->d.cat);
+        return rpc_call_errorf(c, RPC_INVALID_ARGUMENT,
+                               "query needs 1 to %d words separated by spaces (at most %d bytes)",
+                               CAT_MAX_WORDS, CAT_MAX_QUERY);
+    }
+    size_t n = (size_t)total < limit ? (size_t)total : limit;
+    rs->entries = rpc_call_alloc(c, (n ? n : 1) * sizeof *rs->entries);
+    for (size_t i = 0; i < n; i++) {
+        struct cat_info in;
+        cat_get(s->d.cat, slots[i], &in);
+        rs->entries[i] = entry_of(c, &in);
+    }
+    cat_unlock(s->d.cat);
+    rs->n_entries = n;
+    rs->total = (uint32_t)total;
+    return RPC_OK;
+}
+
+static int resolve_name(struct service *s, struct rpc_call *c, const char *name,
+                        Engbot__Cache__V1__ResolveResponse *rs)
+{
+    struct ps_err e;
+    if (!ps_check_name(name, strlen(name), &e))
+        return refuse(s, c, &e, "name");
+    uint32_t slots[CANDIDATES_MAX];
+    char *path = NULL;
+    cat_rdlock(s->d.cat);
+    size_t n = cat_by_name(s->d.cat, name, slots, CANDIDATES_MAX);
+    if (n == 1)
+        path = rpc_call_strdup(c, cat_path(s->d.cat, slots[0]));
+    if (n > 1) {
+        size_t k = n < CANDIDATES_MAX ? n : CANDIDATES_MAX;
+        rs->candidates = rpc_call_alloc(c, k * sizeof *rs->candidates);
+        for (size_t i = 0; i < k; i++) {
+            struct cat_info in;
+            cat_get(s->d.cat, slots[i], &in);
+            rs->candidates[i] = entry_of(c, &in);
+        }
+        rs->n_candidates = k;
+    }
+    cat_unlock(s->d.cat);
+    if (n == 0) {
+        cachestat_miss(&s->cat_cs);
+        return rpc_call_errorf(c, RPC_NOT_FOUND, "no file is named '%.200s'", name);
+    }
+    cachestat_hit(&s->cat_cs);
+    if (n > 1)
+        return RPC_OK; /* ambiguous: the candidates, no entry */
+    int code = verify(s, c, path);
+    if (code)
+        return code;
+    rs->entry = entry_at(s, c, path);
+    return rs->entry ? RPC_OK : rpc_call_errorf(c, RPC_NOT_FOUND, "the file left the catalogue");
+}
+
+static int h_resolve(struct rpc_call *c, const ProtobufCMessage *req, ProtobufCMessage *resp,
+                     void *svc)
+{
+    struct service *s = svc;
+    const Engbot__Cache__V1__ResolveRequest *rq = (const void *)req;
+    Engbot__Cache__V1__ResolveResponse *rs = (void *)resp;
+    int code = check_nul(s, c, req->descriptor);
+    if (code)
+        return code;
+    char *path = NULL;
+    switch (rq->selector_case) {
+    case ENGBOT__CACHE__V1__RESOLVE_REQUEST__SELECTOR_ID:
+        if (!rq->id[0])
+            return rpc_call_errorf(c, RPC_INVALID_ARGUMENT, "id is empty");
+        code = locate(s, c, rq->id, NULL, false, &path);
+        break;
+    case ENGBOT__CACHE__V1__RESOLVE_REQUEST__SELECTOR_PATH:
+        code = locate(s, c, NULL, rq->path, true, &path);
+        break;
+    case ENGBOT__CACHE__V1__RESOLVE_REQUEST__SELECTOR_NAME:
+        return resolve_name(s, c, rq->name, rs);
+    default:
+        return rpc_call_errorf(c, RPC_INVALID_ARGUMENT, "set one of id, path or name");
+    }
+    if (code || (code = verify(s, c, path)))
+        return code;
+    rs->entry = entry_at(s, c, path);
+    return rs->entry ? RPC_OK : rpc_call_errorf(c, RPC_NOT_FOUND, "the entry left the catalogue");
+}
+
+static int64_t mtime_ms(const struct stat *st)
+{
+    return (int64_t)st->st_mtim.tv_sec * 1000 + st->st_mtim.tv_nsec / 1000000;
+}
+
+/* Streams the open file fd (as fstat'ed in st) from offset; entry goes in the first message. */
+static int stream_file(struct service *s, struct rpc_call *c, int fd, const struct stat *st,
+                       uint64_t offset, Entry *entry)
+{
+    uint64_t size = (uint64_t)st->st_size;
+    size_t chunk = (size_t)s->o.chunk_size;
+    uint8_t *buf = malloc(chunk);
+    if (!buf)
+        abort();
+    int code = RPC_OK;
+    uint64_t off = offset;
+    bool first = true;
+    for (;;) {
+        size_t want = size - off < chunk ? (size_t)(size - off) : chunk;
+        ssize_t n = 0;
+        if (want) {
+            n = pread(fd, buf, want, (off_t)off);
+            if (n < 0) {
+                code = rpc_call_errorf(c, RPC_UNAVAILABLE, "read failed: %s", strerror(errno));
+                break;
+            }
+            if (n == 0) {
+                code = rpc_call_errorf(c, RPC_ABORTED,
+                                       "the file shrank while it was read; read it again");
+                break;
+            }
+        }
+        Engbot__Cache__V1__ReadFileResponse m = ENGBOT__CACHE__V1__READ_FILE_RESPONSE__INIT;
+        m.entry = first ? entry : NULL;
+        m.offset = off;
+        m.data.data = buf;
+        m.data.len = (size_t)n;
+        off += (uint64_t)n;
+        m.eof = off >= size;
+        if (rpc_call_send_wait(c, &m.base, SEND_QUEUE) < 0) {
+            code = RPC_CANCELLED;
+            break;
+        }
+        metric_add(s->m_bytes, (double)n);
+        first = false;
+        if (m.eof)
+            break;
+    }
+    free(buf);
+    if (code == RPC_OK) {
+        struct stat after;
+        if (fstat(fd, &after) == 0 && (after.st_size != st->st_size || mtime_ms(&after) != mtime_ms(st)))
+            code = rpc_call_errorf(c, RPC_ABORTED,
+                                   "the file changed while it was read; read it again");
+    }
+    return code;
+}
+
+static int h_read(struct rpc_call *c, const ProtobufCMessage *req, void *svc)
+{
+    struct service *s = svc;
+    const Engbot__Cache__V1__ReadFileRequest *rq = (const void *)req;
+    char *path;
+    int code = check_nul(s, c, req->descriptor);
+    if (code || (code = locate(s, c, rq->id, rq->path, false, &path)))
+        return code;
+    if (atomic_fetch_add(&s->reads, 1) >= s->o.max_concurrent_reads) {
+        atomic_fetch_sub(&s->reads, 1);
+        metric_inc(s->m_busy);
+        return rpc_call_errorf(c, RPC_RESOURCE_EXHAUSTED,
+                               "too many files being read at once (MAX_CONCURRENT_READS=%lld); "
+                               "retry shortly",
+                               (long long)s->o.max_concurrent_reads);
+    }
+    metric_set(s->m_reads, atomic_load(&s->reads));
+    int fd = -1;
+    struct stat st;
+    struct ps_err e;
+    /* Opened under the root fd, one component at a time: a file swapped for a symlink since
+     * it was indexed is refused here, whatever the catalogue says. */
+    if (ps_resolve(s->d.root, path, PS_WANT_FILE | PS_OPEN, &fd, &st, &e) < 0) {
+        if (e.reason != PS_IO)
+            scan_path(s->d.scan, path, SCAN_EXISTENCE, NULL); /* vanished or refused: drop it */
+        code = refuse(s, c, &e, "path");
+        goto out;
+    }
+    if (st.st_size > s->o.max_file_size) {
+        metric_inc(s->m_too_large);
+        code = rpc_call_errorf(c, RPC_RESOURCE_EXHAUSTED,
+                               "the file is %lld bytes, over MAX_FILE_SIZE (%lld bytes)",
+                               (long long)st.st_size, (long long)s->o.max_file_size);
+        goto out;
+    }
+    if (rq->offset > (uint64_t)st.st_size) {
+        code = rpc_call_errorf(c, RPC_OUT_OF_RANGE, "offset %llu is past the end (%lld bytes)",
+                               (unsigned long long)rq->offset, (long long)st.st_size);
+        goto out;
+    }
+    exist_mark(s->d.exist, path);
+    Entry *entry = entry_at(s, c, path);
+    if (!entry || entry->size != (uint64_t)st.st_size || entry->mtime_unix_ms != mtime_ms(&st)) {
+        scan_path(s->d.scan, path, SCAN_EXISTENCE, NULL); /* the catalogue was behind */
+        entry = entry_at(s, c, path);
+    }
+    if (!entry) {
+        code = rpc_call_errorf(c, RPC_NOT_FOUND, "the file left the catalogue");
+        goto out;
+    }
+    entry->size = (uint64_t)st.st_size; /* exactly the version being sent */
+    entry->mtime_unix_ms = mtime_ms(&st);
+    code = stream_file(s, c, fd, &st, rq->offset, entry);
+out:
+    if (fd >= 0)
+        close(fd);
+    atomic_fetch_sub(&s->reads, 1);
+    metric_set(s->m_reads, atomic_load(&s->reads));
+    return code;
+}
+
+/* Waiting for the file_id log's fsync (group commit: concurrent puts share one). */
+struct durable_wait {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+    int err;
+};
+
+static void on_durable(void *arg, int err)
+{
+    struct durable_wait *w = arg;
+    pthread_mutex_lock(&w->mu);
+    w->done = true;
+    w->err = err;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static int wait_durable(struct durable_wait *w)
+{
+    pthread_mutex_lock(&w->mu);
+    while (!w->done)
+        pthread_cond_wait(&w->cv, &w->mu);
+    int err = w->err;
+    pthread_mutex_unlock(&w->mu);
+    pthread_cond_destroy(&w->cv);
+    pthread_mutex_destroy(&w->mu);
+    return err;
+}
+
+static int check_bot(struct rpc_call *c, int64_t bot)
+{
+    if (bot > 0)
+        return RPC_OK;
+    return rpc_call_errorf(c, RPC_INVALID_ARGUMENT,
+                           "bot_id must be the bot's numeric id (the part of its token before "
+                           "':'), got %lld",
+                           (long long)bot);
+}
+
+static int h_get_file_id(struct rpc_call *c, const ProtobufCMessage *req, ProtobufCMessage *resp,
+                         void *svc)
+{
+    struct service *s = svc;
+    const Engbot__Cache__V1__GetFileIdRequest *rq = (const void *)req;
+    Engbot__Cache__V1__GetFileIdResponse *rs = (void *)resp;
+    char *path;
+    int code = check_nul(s, c, req->descriptor);
+    if (code || (code = check_bot(c, rq->bot_id)) ||
+        (code = locate(s, c, rq->id, rq->path, false, &path)) || (code = verify(s, c, path)))
+        return code;
+    Entry *now = entry_at(s, c, path);
+    if (!now || now->kind != ENGBOT__CACHE__V1__ENTRY_KIND__ENTRY_KIND_FILE)
+        return rpc_call_errorf(c, now ? RPC_FAILED_PRECONDITION : RPC_NOT_FOUND,
+                               now ? "a folder has no file_id" : "the file left the catalogue");
+    char id[FIDREC_MAX_ID + 1];
+    uint64_t size;
+    int64_t mtime;
+    if (fileids_get(s->d.fileids, rq->bot_id, path, id, &size, &mtime) != FILEIDS_OK) {
+        cachestat_miss(&s->fid_cs);
+        return rpc_call_errorf(c, RPC_NOT_FOUND, "no file_id is stored for this file and bot");
+    }
+    if (size != now->size || mtime != now->mtime_unix_ms) {
+        cachestat_miss(&s->fid_cs);
+        return rpc_call_errorf(c, RPC_NOT_FOUND,
+                               "the file changed since its file_id was stored (stored: %llu bytes, "
+                               "mtime %lld; now: %llu bytes, mtime %lld): upload it again",
+                               (unsigned long long)size, (long long)mtime,
+                               (unsigned long long)now->size, (long long)now->mtime_unix_ms);
+    }
+    cachestat_hit(&s->fid_cs);
+    rs->file_id = rpc_call_strdup(c, id);
+    Engbot__Cache__V1__FileKey *k = rpc_call_alloc(c, sizeof *k);
+    engbot__cache__v1__file_key__init(k);
+    k->bot_id = rq->bot_id;
+    k->path = path;
+    k->size = size;
+    k->mtime_unix_ms = mtime;
+    rs->key = k;
+    return RPC_OK;
+}
+
+static int h_put_file_id(struct rpc_call *c, const ProtobufCMessage *req, ProtobufCMessage *resp,
+                         void *svc)
+{
+    struct service *s = svc;
+    const Engbot__Cache__V1__PutFileIdRequest *rq = (const void *)req;
+    Engbot__Cache__V1__PutFileIdResponse *rs = (void *)resp;
+    int code = check_nul(s, c, req->descriptor);
+    if (code)
+        return code;
+    const Engbot__Cache__V1__FileKey *k = rq->key;
+    if (!k)
+        return rpc_call_errorf(c, RPC_INVALID_ARGUMENT, "key is required (bot_id, path, size, "
+                                                        "mtime_unix_ms from ReadFile)");
+    if ((code = check_bot(c, k->bot_id)))
+        return code;
+    if (!fidrec_id_ok(rq->file_id, strlen(rq->file_id)))
+        return rpc_call_errorf(c, RPC_INVALID_ARGUMENT,
+                               "file_id must be 1 to %d characters of A-Z a-z 0-9 _ -",
+                               FIDREC_MAX_ID);
+    char *path;
+    if ((code = locate(s, c, NULL, k->path, false, &path)))
+        return code;
+    Entry *now = entry_at(s, c, path);
+    if (!now || now->kind != ENGBOT__CACHE__V1__ENTRY_KIND__ENTRY_KIND_FILE)
+        return rpc_call_errorf(c, now ? RPC_FAILED_PRECONDITION : RPC_NOT_FOUND,
+                               now ? "a folder has no file_id" : "the file left the catalogue");
+    if (now->size != k->size || now->mtime_unix_ms != k->mtime_unix_ms) {
+        rs->stored = false; /* uploaded an older version: next send uploads the new one */
+        return RPC_OK;
+    }
+    struct durable_wait w = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    int rc = fileids_put(s->d.fileids, k->bot_id, path, k->size, k->mtime_unix_ms, rq->file_id,
+                         on_durable, &w);
+    if (rc == FILEIDS_FULL)
+        return rpc_call_errorf(c, RPC_RESOURCE_EXHAUSTED, "the file_id store is full "
+                                                          "(MAX_FILE_IDS)");
+    if (rc != FILEIDS_OK)
+        return rpc_call_errorf(c, RPC_UNAVAILABLE, "the file_id store cannot write");
+    int err = wait_durable(&w);
+    if (err)
+        return rpc_call_errorf(c, RPC_UNAVAILABLE, "the file_id store cannot write: %s",
+                               strerror(err));
+    rs->stored = true;
+    return RPC_OK;
+}
+
+static int h_drop_file_id(struct rpc_call *c, const ProtobufCMessage *req, ProtobufCMessage *resp,
+                          void *svc)
+{
+    struct service *s = svc;
+    const Engbot__Cache__V1__DropFileIdRequest *rq = (const void *)req;
+    Engbot__Cache__V1__DropFileIdResponse *rs = (void *)resp;
+    struct ps_err e;
+    int code = check_nul(s, c, req->descriptor);
+    if (code || (code = check_bot(c, rq->bot_id)))
+        return code;
+    if (!rq->path[0])
+        return rpc_call_errorf(c, RPC_INVALID_ARGUMENT, "path is required");
+    if (!ps_check_path(rq->path, strlen(rq->path), &e))
+        return refuse(s, c, &e, "path");
+    if (rq->file_id[0] && !fidrec_id_ok(rq->file_id, strlen(rq->file_id)))
+        return rpc_call_errorf(c, RPC_INVALID_ARGUMENT,
+                               "file_id must be 1 to %d characters of A-Z a-z 0-9 _ -",
+                               FIDREC_MAX_ID);
+    struct durable_wait w = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    int rc = fileids_drop(s->d.fileids, rq->bot_id, rq->path, rq->file_id, on_durable, &w);
+    if (rc == FILEIDS_NOT_FOUND) {
+        pthread_cond_destroy(&w.cv);
+        pthread_mutex_destroy(&w.mu);
+        rs->dropped = false;
+        return RPC_OK;
+    }
+    if (rc != FILEIDS_OK)
+        return rpc_call_errorf(c, RPC_UNAVAILABLE, "the file_id store cannot write");
+    int err = wait_durable(&w);
+    if (err)
+        return rpc_call_errorf(c, RPC_UNAVAILABLE, "the file_id store cannot write: %s",
+                               strerror(err));
+    rs->dropped = true;
+    return RPC_OK;
+}
+
+static int h_invalidate(struct rpc_call *c, const ProtobufCMessage *req, ProtobufCMessage *resp,
+                        void *svc)
+{
+    struct service *s = svc;
+    const Engbot__Cache__V1__InvalidateRequest *rq = (const void *)req;
+    Engbot__Cache__V1__InvalidateResponse *rs = (void *)resp;
+    struct scan_result r = {0};
+    int code = check_nul(s, c, req->descriptor);
+    if (code)
+        return code;
+    if (rq->all) {
+        cat_rdlock(s->d.cat);
+        cat_forget_checks(s->d.cat, cat_root(s->d.cat));
+        cat_unlock(s->d.cat);
+        scan_full(s->d.scan, SCAN_MANUAL, &r);
+    } else {
+        struct ps_err e;
+        if (!rq->path[0])
+            return rpc_call_errorf(c, RPC_INVALID_ARGUMENT, "give a path, or set all to true");
+        if (!ps_check_path(rq->path, strlen(rq->path), &e))
+            return refuse(s, c, &e, "path");
+        int found = scan_path(s->d.scan, rq->path, SCAN_MANUAL, &r);
+        if (found) {
+            cat_rdlock(s->d.cat);
+            uint32_t slot = cat_by_path(s->d.cat, rq->path);
+            if (slot != CAT_NONE)
+                cat_forget_checks(s->d.cat, slot);
+            cat_unlock(s->d.cat);
+        } else if (!r.removed) {
+            /* Neither catalogued before nor now: say why. */
+            if (ps_resolve(s->d.root, rq->path, PS_WANT_ANY, NULL, NULL, &e) < 0)
+                return refuse(s, c, &e, "path");
+            return rpc_call_errorf(c, RPC_NOT_FOUND, "path is on disk but not in the catalogue "
+                                                     "(MAX_ENTRIES reached?)");
+        }
+    }
+    struct cat_stats cs;
+    cat_rdlock(s->d.cat);
+    cat_stats(s->d.cat, &cs);
+    cat_unlock(s->d.cat);
+    rs->entries = cs.entries;
+    rs->changed = (uint64_t)r.added + r.removed + r.changed;
+    LOG_INFO("manual invalidation", LF_STR("path", rq->all ? "(all)" : rq->path),
+             LF_U64("added", r.added), LF_U64("removed", r.removed), LF_U64("changed", r.changed),
+             LF_STR("peer", rpc_call_peer(c)));
+    return RPC_OK;
+}
+
+static Engbot__Cache__V1__CacheStats *cache_stats(struct rpc_call *c, const struct cachestat *cs,
+                                                  uint64_t entries)
+{
+    Engbot__Cache__V1__CacheStats *m = rpc_call_alloc(c, sizeof *m);
+    engbot__cache__v1__cache_stats__init(m);
+    m->name = rpc_call_strdup(c, cs->name);
+    m->hits = atomic_load(&cs->hits);
+    m->misses = atomic_load(&cs->misses);
+    m->hit_ratio = cachestat_ratio(cs);
+    m->entries = entries;
+    return m;
+}
+
+static int h_stats(struct rpc_call *c, const ProtobufCMessage *req, ProtobufCMessage *resp,
+                   void *svc)
+{
+    struct service *s = svc;
+    Engbot__Cache__V1__GetStatsResponse *rs = (void *)resp;
+    struct cat_stats cs;
+    cat_rdlock(s->d.cat);
+    cat_stats(s->d.cat, &cs);
+    cat_unlock(s->d.cat);
+    rs->entries = cs.entries;
+    rs->files = cs.files;
+    rs->caches = rpc_call_alloc(c, 3 * sizeof *rs->caches);
+    rs->caches[0] = cache_stats(c, &s->cat_cs, cs.entries);
+    rs->caches[1] = cache_stats(c, exist_stats(s->d.exist), cs.files);
+    rs->caches[2] = cache_stats(c, &s->fid_cs, fileids_count(s->d.fileids));
+    rs->n_caches = 3;
+    rs->invalidations = rpc_call_alloc(c, SCAN__TRIGGERS * sizeof *rs->invalidations);
+    for (int t = 0; t < SCAN__TRIGGERS; t++) {
+        Engbot__Cache__V1__GetStatsResponse__InvalidationsEntry *e = rpc_call_alloc(c, sizeof *e);
+        engbot__cache__v1__get_stats_response__invalidations_entry__init(e);
+        e->key = rpc_call_strdup(c, scan_trigger_name((enum scan_trigger)t));
+        e->value = scan_invalidations(s->d.scan, (enum scan_trigger)t);
+        rs->invalidations[t] = e;
+    }
+    rs->n_invalidations = SCAN__TRIGGERS;
+    rs->last_scan_ms = (uint64_t)scan_last_full_ms(s->d.scan);
+    rs->version = rpc_call_strdup(c, engbot_version);
+    rs->uptime_seconds = (uint64_t)((clock_mono_ms() - s->t0_ms) / 1000);
+    rs->inotify_active = s->d.watch && watch_inotify_active(s->d.watch);
+    return RPC_OK;
+}
+
+/* ---- wiring ---------------------------------------------------------------------------------- */
+
+struct service *service_new(const struct service_deps *d, const struct service_opts *o)
+{
+    struct service *s = calloc(1, sizeof *s);
+    if (!s)
+        abort();
+    s->d = *d;
+    s->o = *o;
+    s->t0_ms = clock_mono_ms();
+    atomic_init(&s->reads, 0);
+    cachestat_init(&s->cat_cs, "catalogue");
+    cachestat_init(&s->fid_cs, "file_id");
+    struct metric_family *f = metrics_family(
+        "engbot_cache_refused_total",
+        "Requests refused by the path-safety rules, by reason (INVALID_ARGUMENT or "
+        "PERMISSION_DENIED).",
+        METRIC_COUNTER, "reason", NULL, 0);
+    for (int r = PS_NUL; r <= PS_SPECIAL; r++)
+        s->m_refused[r] = metrics_child(f, ps_reason_name((enum ps_reason)r));
+    s->m_bytes = metrics_counter("engbot_cache_bytes_streamed_total",
+                                 "File bytes sent by ReadFile.");
+    s->m_reads = metrics_gauge("engbot_cache_reads_active", "ReadFile streams in progress.");
+    struct metric_family *rj = metrics_family(
+        "engbot_cache_reads_rejected_total",
+        "ReadFile calls refused with RESOURCE_EXHAUSTED, by limit.", METRIC_COUNTER, "limit",
+        NULL, 0);
+    s->m_busy = metrics_child(rj, "max_concurrent_reads");
+    s->m_too_large = metrics_child(rj, "max_file_size");
+    return s;
+}
+
+void service_register(struct service *s, struct rpc_server *srv)
+{
+    static const struct rpc_method methods[] = {
+        RPC_UNARY("ListFolder", h_list, RPC_F_BLOCKING),
+        RPC_UNARY("Search", h_search, RPC_F_BLOCKING),
+        RPC_UNARY("Resolve", h_resolve, RPC_F_BLOCKING),
+        RPC_SSTREAM("ReadFile", h_read, RPC_F_BLOCKING),
+        RPC_UNARY("GetFileId", h_get_file_id, RPC_F_BLOCKING),
+        RPC_UNARY("PutFileId", h_put_file_id, RPC_F_BLOCKING),
+        RPC_UNARY("DropFileId", h_drop_file_id, RPC_F_BLOCKING),
+        RPC_UNARY("Invalidate", h_invalidate, RPC_F_BLOCKING),
+        RPC_UNARY("GetStats", h_stats, 0),
+    };
+    rpc_server_add_service(srv, &engbot__cache__v1__cache_service__descriptor, methods,
+                           sizeof methods / sizeof methods[0], s);
+}
+
+void service_free(struct service *s)
+{
+    free(s);
+}
