@@ -349,7 +349,8 @@ static uint64_t *list_logs(const struct persist *p, size_t *n)
     }
     if (d)
         closedir(d);
-    qsort(v, *n, sizeof *v, u64_cmp);
+    if (*n)
+        qsort(v, *n, sizeof *v, u64_cmp);
     return v;
 }
 

@@ -764,8 +764,10 @@ void store_load_put(struct store *st, const struct session *v)
     struct session_kv stack_kv[STACK_KV], *kv = stack_kv;
     if (v->n_state > STACK_KV)
         kv = xmalloc(v->n_state * sizeof *kv);
-    memcpy(kv, v->state, v->n_state * sizeof *kv);
-    qsort(kv, v->n_state, sizeof *kv, kv_cmp);
+    if (v->n_state) {
+        memcpy(kv, v->state, v->n_state * sizeof *kv);
+        qsort(kv, v->n_state, sizeof *kv, kv_cmp);
+    }
     uint32_t blen;
     uint8_t *blob = blob_build(v->folder_id ? v->folder_id : "",
                                v->last_search ? v->last_search : "", kv, v->n_state, &blen);
