@@ -134,7 +134,7 @@ void deps_report(struct deps *d, enum dep_id id, enum dep_track t, int code)
         breaker_failure(&tr->br);
         if (tr->calls_fail)
             metric_inc(tr->calls_fail);
-        if (before != BREAKER_OPEN && breaker_state(&tr->br) == BREAKER_OPEN)
+        if (before == BREAKER_CLOSED && breaker_state(&tr->br) == BREAKER_OPEN)
             LOG_WARN("dependency unavailable: circuit open", LF_STR("dependency", dep_names[id]),
                      LF_STR("track", track_names[t]), LF_STR("code", rpc_code_name(code)));
     } else {

@@ -84,6 +84,13 @@ static int send_direct(struct outbox *o, int64_t chat_id, const char *method, co
     }
     limiter_release(o->o.limiter);
     free(owned);
+    if (rc < 0 && r.o == SEND_FAIL) {
+        /* Telegram refused it for good (blocked, bad request): handed on, just not wanted.
+         * Retrying the update would get the same answer. */
+        LOG_WARN("direct send refused by Telegram", LF_STR("method", method),
+                 LF_I64("chat_id", chat_id), LF_STR("error", r.err));
+        return 0;
+    }
     if (rc == 0) {
         metric_inc(o->direct);
     } else {

@@ -1,0 +1,248 @@
+"""gwstack -- the gateway's end-to-end fixture: the Bot API emulator, session-svc, cache-svc
+(over a generated catalogue), queue-svc and the gateway, all real processes on loopback with
+port 0, plus helpers to talk to the bot the way a user would (through the emulator's control
+API) and to read what it answered (the emulator's transcript).
+
+A component whose binary is not built yet makes the tests that need it skip with the reason.
+"""
+
+import json
+import os
+import shutil
+import signal
+import tempfile
+import time
+import unittest
+import urllib.error
+import urllib.request
+
+from engbot_test import BIN, Proc, http_get, metric, wait_until
+
+TOKEN = "123456789:AAEtestToken_gateway-e2e"
+BOT_ID = 123456789
+USERNAME = "engbot_emulator_bot"
+
+
+def have(name):
+    return os.path.exists(os.path.join(BIN, name))
+
+
+def require(*names):
+    missing = [n for n in names if not have(n)]
+    if missing:
+        raise unittest.SkipTest("not built yet: " + ", ".join(missing))
+
+
+def make_catalogue(root, n_manuals=30, big_file_bytes=0):
+    """A small engineering catalogue: folders, 30+ manuals (pagination), names needing HTML
+    escaping, an ambiguous name, and optionally one large file."""
+    def put(rel, data):
+        p = os.path.join(root, rel)
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        with open(p, "wb") as f:
+            f.write(data)
+    put("drawings/pump-assembly.pdf", b"%PDF-1.4 pump assembly drawing\n" * 200)
+    put("drawings/valve <DN50> & seal.dwg", b"DWG valve drawing" * 50)
+    put("drawings/old/pump-assembly.pdf", b"%PDF-1.4 older pump assembly\n" * 100)
+    put("specs/readme.txt", b"Specifications folder.\n")
+    for i in range(n_manuals):
+        put(f"manuals/manual-{i:02d}-gearbox-maintenance-procedure-long-name.pdf",
+            (f"manual {i}\n" * 100).encode())
+    if big_file_bytes:
+        put("large/huge-model.step", b"\0" * big_file_bytes)
+    return root
+
+
+class Stack:
+    """One complete deployment. Keyword arguments tune the gateway (gw_env) and choose which
+    services run. Call close() (tests use addCleanup)."""
+
+    def __init__(self, gw_env=None, services=("session", "cache", "queue"), webhook=False,
+                 start_gateway=True, catalogue_kwargs=None, emu_env=None):
+        self.tmp = tempfile.mkdtemp(prefix="engbot-gw-e2e-")
+        self.procs = []
+        self.svc = {}
+        self.ports = {}
+        self.emu = self._track(Proc("bot-api-emulator", grpc=False,
+                                    env=dict({"BOT_TOKEN": TOKEN}, **(emu_env or {})),
+                                    workdir=self._dir("emu")))
+        self.files = make_catalogue(self._dir("files"), **(catalogue_kwargs or {}))
+        for s in services:
+            self.start_service(s)
+        self.gw = None
+        self.gw_env = gw_env or {}
+        self.webhook = webhook
+        self.seen = {}
+        if start_gateway:
+            self.start_gateway()
+
+    def _dir(self, name):
+        d = os.path.join(self.tmp, name)
+        os.makedirs(d, exist_ok=True)
+        return d
+
+    def _track(self, p):
+        self.procs.append(p)
+        return p
+
+    # ---- services ------------------------------------------------------------------------
+    def service_args(self, name, port=0, suffix=""):
+        args = [f"--grpc-listen=127.0.0.1:{port}", f"--data-dir={self._dir(name + suffix + '-data')}"]
+        if name == "cache":
+            args.append(f"--files-root={self.files}")
+        return args
+
+    def start_service(self, name, suffix=""):
+        """Starts <name>-svc (again on its old port when it ran before)."""
+        binary = f"{name}-svc"
+        require(binary)
+        key = name + suffix
+        p = Proc(binary, args=self.service_args(name, self.ports.get(key, 0), suffix),
+                 workdir=self._dir(key + "-work"))
+        p.wait_serving()
+        self.ports[key] = p.grpc_port
+        self.svc[key] = self._track(p)
+        return p
+
+    def stop_service(self, name, kill=False):
+        p = self.svc.pop(name)
+        if kill:
+            p.kill9()
+        else:
+            p.stop()
+
+    def addr(self, name):
+        """Address of a service (a closed port when it is not running: the gateway degrades)."""
+        if name in self.ports:
+            return f"127.0.0.1:{self.ports[name]}"
+        return "127.0.0.1:1"
+
+    # ---- gateway -------------------------------------------------------------------------
+    def gateway_env(self):
+        env = {
+            "BOT_TOKEN": TOKEN,
+            "TELEGRAM_API_URL": f"http://127.0.0.1:{self.emu.http_port}",
+            "SESSION_SVC_ADDR": self.addr("session"),
+            "CACHE_SVC_ADDR": self.addr("cache"),
+            "QUEUE_SVC_ADDR": self.addr("queue"),
+            "DATA_DIR": self._dir("gw-data"),
+            "POLL_TIMEOUT": "2s",
+            "LEASE_WAIT": "200ms",
+            "BREAKER_OPEN": "300ms",
+            "BREAKER_OPEN_MAX": "1s",
+            "RECONNECT_MAX": "500ms",
+            "DRAIN_GRACE": "5s",
+            "ADMIN_USER_IDS": "900",
+            "LOG_LEVEL": "info",
+        }
+        env.update(self.gw_env)
+        return env
+
+    def start_gateway(self, extra_env=None, args=()):
+        require("gateway")
+        env = self.gateway_env()
+        env.update(extra_env or {})
+        args = list(args)
+        if self.webhook:
+            self.gw_port = self.gw_port if getattr(self, "gw_port", None) else free_port()
+            args.append(f"--http-listen=127.0.0.1:{self.gw_port}")
+            env.setdefault("WEBHOOK_URL", f"http://127.0.0.1:{self.gw_port}/tg/hook")
+        self.gw = self._track(Proc("gateway", args=args, env=env, grpc=False,
+                                   workdir=self._dir("gw-work")))
+        self.gw.wait_log(lambda r: r.get("msg") == "serving", 20)
+        return self.gw
+
+    def close(self):
+        for p in reversed(self.procs):
+            if p.alive():
+                try:
+                    p.stop(timeout=15)
+                except AssertionError:
+                    pass
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    # ---- the emulator's control API ------------------------------------------------------
+    def ctl(self, path, body=None, timeout=30, method=None):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(f"http://127.0.0.1:{self.emu.http_port}{path}", data=data,
+                                     headers={"Content-Type": "application/json"},
+                                     method=method or ("POST" if data is not None else "GET"))
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return json.loads(r.read() or b"{}")
+        except urllib.error.HTTPError as e:
+            raise AssertionError(f"{path}: HTTP {e.code}: {e.read().decode()}")
+
+    def mark(self, chat):
+        """Remembers the transcript position so wait_for only sees what comes next."""
+        t = self.ctl(f"/control/transcript?chat_id={chat}&since=0&wait_ms=0")
+        self.seen[chat] = t.get("next", 0)
+
+    def say(self, chat, text, user=None, chat_type="private", mark=True):
+        if mark:
+            self.mark(chat)
+        body = {"chat_id": chat, "chat_type": chat_type, "user_id": user or (chat if chat > 0 else 1000),
+                "text": text}
+        return self.ctl("/control/message", body)
+
+    def press(self, chat, message_id, data, user=None, chat_type="private", mark=True):
+        if mark:
+            self.mark(chat)
+        body = {"chat_id": chat, "chat_type": chat_type, "user_id": user or (chat if chat > 0 else 1000),
+                "message_id": message_id, "data": data}
+        return self.ctl("/control/callback", body)
+
+    def events(self, chat, since=None, wait_ms=0):
+        s = self.seen.get(chat, 0) if since is None else since
+        t = self.ctl(f"/control/transcript?chat_id={chat}&since={s}&wait_ms={wait_ms}",
+                     timeout=wait_ms / 1000 + 10)
+        return t.get("events", [])
+
+    def wait_for(self, chat, n=1, timeout=15, methods=None, pred=None):
+        """Waits until at least n events (of these methods / matching pred) arrived since the
+        last mark; returns them all."""
+        deadline = time.monotonic() + timeout
+        while True:
+            evs = [e for e in self.events(chat, wait_ms=200)
+                   if (not methods or e["method"] in methods) and (not pred or pred(e))]
+            if len(evs) >= n:
+                return evs
+            if time.monotonic() > deadline:
+                raise AssertionError(f"chat {chat}: wanted {n} events, got {len(evs)}: "
+                                     f"{json.dumps(evs)[:2000]}\ngateway tail:\n{self.gw.tail(15)}")
+
+    def quiet(self, chat, seconds=1.0, methods=None):
+        """The events (of these methods) that arrive within seconds (expecting few or none)."""
+        time.sleep(seconds)
+        return [e for e in self.events(chat) if not methods or e["method"] in methods]
+
+    def metric(self, name, labels=None):
+        return metric(self.gw.http_port, name, labels) or 0.0
+
+
+def buttons(ev):
+    """[(text, callback_data)] of an event's inline keyboard."""
+    rm = ev.get("reply_markup") or {}
+    if isinstance(rm, str):
+        rm = json.loads(rm)
+    out = []
+    for row in rm.get("inline_keyboard", []):
+        for b in row:
+            out.append((b.get("text", ""), b.get("callback_data", "")))
+    return out
+
+
+def button(ev, prefix):
+    for text, data in buttons(ev):
+        if text.startswith(prefix) or data.startswith(prefix):
+            return data
+    raise AssertionError(f"no button starting with {prefix!r}: {buttons(ev)}")
+
+
+def free_port():
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
