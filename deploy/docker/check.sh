@@ -487,7 +487,7 @@ for p in "${build_ok[@]+"${build_ok[@]}"}"; do
     files="$run/files"
     mkdir -p "$files/docs" && echo "engbot docker check" >"$files/readme.txt" &&
       echo "spec" >"$files/docs/spec.txt" && chmod -R a+rX "$files"
-    extra+=(--mount "type=bind,src=$files,dst=/srv/files,readonly")
+    extra+=(--mount "type=bind,src=$files,dst=/srv/engbot/files,readonly")
   fi
   c="engbot-check-$p-$$"
   say "starting $c (gRPC 127.0.0.1:$gp, HTTP 127.0.0.1:$hp)"
@@ -511,8 +511,11 @@ if printf '%s\n' "${build_ok[@]+"${build_ok[@]}"}" | grep -qx gateway; then
   token="123456:docker-check-token-$$-must-not-leak"
   printf '%s' "$token" >"$secret/bot-token"
   chgrp 65532 "$secret/bot-token" && chmod 0440 "$secret/bot-token"
+  gdata="$run/data-gateway"
+  mkdir -p "$gdata" && chown 65532:65532 "$gdata"
   args=(-e HTTP_LISTEN="127.0.0.1:$hp" -e BOT_TOKEN_FILE=/run/secrets/engbot/bot-token
-        --mount "type=bind,src=$secret,dst=/run/secrets/engbot,readonly")
+        --mount "type=bind,src=$secret,dst=/run/secrets/engbot,readonly"
+        --mount "type=bind,src=$gdata,dst=/var/lib/engbot")
   for s in session-svc cache-svc queue-svc; do
     [ -n "${gports[$s]:-}" ] || continue
     var=$(echo "${s%-svc}" | tr a-z A-Z)_SVC_ADDR
@@ -522,7 +525,7 @@ if printf '%s\n' "${build_ok[@]+"${build_ok[@]}"}" | grep -qx gateway; then
   emu_port=""
   if [ -x "$emu" ]; then
     emu_port=$(free_port)
-    "$emu" --http-listen "127.0.0.1:$emu_port" >"$run/emulator.log" 2>&1 &
+    "$emu" --http-listen "127.0.0.1:$emu_port" --bot-token "$token" >"$run/emulator.log" 2>&1 &
     host_procs+=($!)
     args+=(-e TELEGRAM_API_URL="http://127.0.0.1:$emu_port")
   else
