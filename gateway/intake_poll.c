@@ -1,10 +1,13 @@
 /* intake_poll.c -- the getUpdates loop (one thread: Telegram allows one poller per token).
  *
- * DESIGN: fetch a batch, hand each new update to the dispatcher, wait until every update of the
- * batch is done, then ask for the next batch with offset = the first update not handled (or
- * one past the last). Updates handled after a failed one are re-delivered too and skipped by
- * the dedupe window, so only the failed one runs again. 409 (another poller, or a webhook is
- * set) is logged clearly and retried with backoff; 429 waits retry_after. */
+ * DESIGN: fetch a batch and hand each new update to the dispatcher. The offset of the next
+ * getUpdates is the lowest update still in progress (or that failed), else one past the highest
+ * seen: an update is confirmed only once its work was handed on. While updates are in progress
+ * the poller does not wait for them all (one slow chat must not stall the others): it polls
+ * again after at most 200 ms without a long-poll timeout; the in-progress updates come back in
+ * that answer and are skipped by the dedupe window, new ones are dispatched. A failed update is
+ * asked for again up to POLL_ATTEMPTS times. 409 (another poller, or a webhook is set) is
+ * logged clearly and retried with backoff; 429 waits retry_after. */
 #include "intake.h"
 #include "clock.h"
 #include "log.h"
@@ -22,12 +25,14 @@ struct intake_poll {
     atomic_bool stop;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    int outstanding;         /* updates of the current batch not done yet */
-    int64_t first_unhandled; /* lowest update_id of the batch that failed (INT64_MAX: none) */
+    int outstanding;         /* updates handed to the dispatcher and not done yet */
+    int64_t *out_ids;        /* their ids (at most max_pending + a batch) */
+    int out_cap;
+    int64_t first_unhandled; /* lowest update_id that failed since the last poll (INT64_MAX) */
+    int64_t max_seen;        /* highest update_id seen (-1: none yet) */
     int64_t offset;          /* next getUpdates offset */
     int64_t fail_id;         /* the update that keeps failing, and how often it did */
     int fail_count;
-    int64_t batch_max;       /* highest update_id of the batch in hand */
     struct tg_update scratch;
     struct metric *errors_conflict, *errors_network, *errors_api, *offset_gauge;
 };
@@ -66,43 +71,56 @@ static void on_done(void *arg, const struct tg_update *u, bool handled)
     pthread_mutex_lock(&p->mu);
     if (!handled && u->update_id < p->first_unhandled)
         p->first_unhandled = u->update_id;
-    if (--p->outstanding == 0)
-        pthread_cond_broadcast(&p->cv);
+    for (int i = 0; i < p->outstanding; i++) {
+        if (p->out_ids[i] == u->update_id) {
+            p->out_ids[i] = p->out_ids[--p->outstanding];
+            break;
+        }
+    }
+    pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
 }
 
 struct batch {
     struct intake_poll *p;
-    int64_t max_id;
+    int fresh; /* updates dispatched from this answer */
 };
 
 static void on_update(void *ud, int rc, const struct tg_update *u, const char *err)
 {
     struct batch *b = ud;
     struct intake_poll *p = b->p;
-    if (u->update_id > b->max_id)
-        b->max_id = u->update_id;
+    pthread_mutex_lock(&p->mu);
+    if (u->update_id > p->max_seen)
+        p->max_seen = u->update_id;
+    pthread_mutex_unlock(&p->mu);
     if (rc < 0) {
         intake_count_skipped("malformed");
         LOG_WARN("malformed update skipped", LF_I64("update_id", u->update_id),
                  LF_STR("error", err));
         return;
     }
-    if (dedupe_begin(p->o.dedupe, u->update_id) != DEDUPE_NEW) {
+    enum dedupe_res d = dedupe_begin(p->o.dedupe, u->update_id);
+    if (d == DEDUPE_IN_PROGRESS)
+        return; /* asked for again while still running (see DESIGN) */
+    if (d == DEDUPE_DONE) {
         intake_count_skipped("duplicate");
         LOG_DEBUG("repeated update skipped", LF_I64("update_id", u->update_id));
         return;
     }
     pthread_mutex_lock(&p->mu);
-    p->outstanding++;
+    if (p->outstanding == p->out_cap) {
+        p->out_cap = p->out_cap ? p->out_cap * 2 : 256;
+        p->out_ids = realloc(p->out_ids, (size_t)p->out_cap * sizeof *p->out_ids);
+        if (!p->out_ids)
+            abort();
+    }
+    p->out_ids[p->outstanding++] = u->update_id;
     pthread_mutex_unlock(&p->mu);
+    b->fresh++;
     if (dispatch_submit(p->o.dispatch, u, on_done, p) < 0) {
-        dedupe_finish(p->o.dedupe, u->update_id, false);
-        pthread_mutex_lock(&p->mu);
-        p->outstanding--;
-        if (u->update_id < p->first_unhandled)
-            p->first_unhandled = u->update_id;
-        pthread_mutex_unlock(&p->mu);
+        /* Stopping: not handled, not confirmed. */
+        on_done(p, u, false);
     }
 }
 
@@ -143,13 +161,13 @@ static bool wait_batch(struct intake_poll *p, int64_t deadline_ms)
     return done;
 }
 
-/* After a batch: where the next getUpdates starts. */
-static void advance(struct intake_poll *p, int64_t max_id)
+/* Where the next getUpdates starts: the lowest update in progress or failed, else one past
+ * the highest seen. A failed update is asked for again until it ran out of attempts. */
+static void advance(struct intake_poll *p)
 {
     pthread_mutex_lock(&p->mu);
     int64_t fu = p->first_unhandled;
     p->first_unhandled = INT64_MAX;
-    pthread_mutex_unlock(&p->mu);
     if (fu != INT64_MAX) {
         if (fu == p->fail_id) {
             p->fail_count++;
@@ -157,19 +175,27 @@ static void advance(struct intake_poll *p, int64_t max_id)
             p->fail_id = fu;
             p->fail_count = 1;
         }
-        if (p->fail_count < p->o.max_attempts) {
-            p->offset = fu; /* ask for it again */
-            return;
+        if (p->fail_count >= p->o.max_attempts) {
+            LOG_ERROR("update failed repeatedly: skipped", LF_I64("update_id", fu),
+                      LF_I64("attempts", p->fail_count));
+            intake_count_skipped("failed");
+            dedupe_finish(p->o.dedupe, fu, true); /* remembered as done: never again */
+            p->fail_id = 0;
+            p->fail_count = 0;
+            fu = INT64_MAX;
         }
-        LOG_ERROR("update failed repeatedly: skipped", LF_I64("update_id", fu),
-                  LF_I64("attempts", p->fail_count));
-        intake_count_skipped("failed");
-        p->fail_id = 0;
-        p->fail_count = 0;
     }
-    if (max_id >= p->offset)
-        p->offset = max_id + 1;
-    metric_set(p->offset_gauge, (double)p->offset);
+    int64_t off = p->max_seen + 1;
+    for (int i = 0; i < p->outstanding; i++)
+        if (p->out_ids[i] < off)
+            off = p->out_ids[i];
+    if (fu < off)
+        off = fu;
+    if (off > p->offset || fu != INT64_MAX || p->outstanding)
+        p->offset = off;
+    int64_t offset = p->offset;
+    pthread_mutex_unlock(&p->mu);
+    metric_set(p->offset_gauge, (double)offset);
 }
 
 static void *poll_loop(void *arg)
@@ -178,7 +204,11 @@ static void *poll_loop(void *arg)
     int64_t backoff = 0;
     bool conflict_logged = false;
     while (!atomic_load(&p->stop)) {
-        char *body = tg_json_get_updates(p->offset, p->o.limit, p->o.timeout_s);
+        pthread_mutex_lock(&p->mu);
+        bool busy = p->outstanding > 0;
+        pthread_mutex_unlock(&p->mu);
+        /* While updates are in progress, no long poll: come back soon to confirm them. */
+        char *body = tg_json_get_updates(p->offset, p->o.limit, busy ? 0 : p->o.timeout_s);
         struct tg_resp r;
         int rc = tg_http_call(p->o.tg, "getUpdates", body, (p->o.timeout_s + 15) * 1000LL, &r);
         free(body);
@@ -193,7 +223,7 @@ static void *poll_loop(void *arg)
             nap(p, backoff);
             continue;
         }
-        struct batch b = {.p = p, .max_id = -1};
+        struct batch b = {.p = p};
         struct tg_envelope env;
         char err[256];
         int n = tg_json_parse_updates(r.body, r.len, &env, on_update, &b, &p->scratch, err,
@@ -233,14 +263,14 @@ static void *poll_loop(void *arg)
             LOG_INFO("getUpdates works again after a conflict");
         conflict_logged = false;
         backoff = 0;
-        p->batch_max = b.max_id;
-        while (!wait_batch(p, clock_mono_ms() + 100))
-            if (atomic_load(&p->stop))
-                return NULL; /* intake_poll_stop waits for the batch within the grace */
-        int64_t before = p->offset;
-        advance(p, b.max_id);
-        if (p->offset == before && n > 0)
-            nap(p, 200); /* an update is being retried: do not spin */
+        /* Give the batch up to 200 ms, so a fast batch is confirmed by the next long poll. */
+        wait_batch(p, clock_mono_ms() + 200);
+        pthread_mutex_lock(&p->mu);
+        bool retrying = p->first_unhandled != INT64_MAX;
+        pthread_mutex_unlock(&p->mu);
+        advance(p);
+        if (retrying)
+            nap(p, 200); /* a failed update is asked for again: do not spin */
     }
     return NULL;
 }
@@ -254,6 +284,7 @@ struct intake_poll *intake_poll_start(const struct intake_poll_opts *o)
     if (p->o.max_attempts < 1)
         p->o.max_attempts = 1;
     p->first_unhandled = INT64_MAX;
+    p->max_seen = -1;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
     struct metric_family *f = metrics_family(
@@ -281,7 +312,7 @@ void intake_poll_stop(struct intake_poll *p, int64_t grace_ms)
     bool done = wait_batch(p, clock_mono_ms() + grace_ms);
     if (!done)
         return; /* unknown which finished: confirm nothing new (they are re-delivered) */
-    advance(p, p->batch_max);
+    advance(p);
     /* Confirm what was handled, so a restart does not fetch it again (the dedupe window would
      * skip it anyway). timeout 0 and limit 1: this returns at once. */
     atomic_store(p->o.abort, false);
@@ -306,5 +337,6 @@ void intake_poll_free(struct intake_poll *p)
         return;
     pthread_cond_destroy(&p->cv);
     pthread_mutex_destroy(&p->mu);
+    free(p->out_ids);
     free(p);
 }
