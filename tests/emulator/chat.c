@@ -184,7 +184,7 @@ static void print_text(const char *who, const char *text)
     out("%s%s%s ", C("\033[1;36m"), who, C("\033[0m"));
     for (const char *p = text; *p; p++) {
         putchar(*p);
-        if (*p == '\n' && p[1])
+        if (*p == '\n' && p[1] && p[1] != '\n')
             out("     ");
     }
     putchar('\n');
@@ -218,7 +218,8 @@ static void print_keyboard(int64_t chat_id, int64_t message_id, const cJSON *mar
             kb.text[i] = strdup(cJSON_IsString(t) ? t->valuestring : "?");
             kb.data[i] = cJSON_IsString(d) ? strdup(d->valuestring) : NULL;
             kb.url[i] = cJSON_IsString(u) ? strdup(u->valuestring) : NULL;
-            out("%s[%d]%s %s   ", C("\033[1;33m"), i + 1, C("\033[0m"), kb.text[i]);
+            out("%s%s[%d]%s %s", b == row->child ? "" : "   ", C("\033[1;33m"), i + 1,
+                C("\033[0m"), kb.text[i]);
         }
         out("\n");
     }

@@ -7,6 +7,7 @@
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct emu *emu_new(const struct emu_cfg *cfg)
 {
@@ -20,7 +21,10 @@ struct emu *emu_new(const struct emu_cfg *cfg)
     pthread_cond_init(&e->updates_cv, &ca);
     pthread_cond_init(&e->transcript_cv, &ca);
     pthread_condattr_destroy(&ca);
-    e->next_update_id = 1;
+    /* A restarted emulator must not reuse update ids a bot has already seen (bots drop
+     * repeated update_ids): by default ids start at the Unix time in seconds, which stays in
+     * 32 bits (some clients keep update_id in an int) and grows across restarts. */
+    e->next_update_id = cfg->first_update_id > 0 ? cfg->first_update_id : (int64_t)time(NULL);
     e->ratelimits = cfg->ratelimits;
     store_init(e);
     hmap_init(&e->chat_buckets, free);

@@ -41,6 +41,7 @@ struct emu_cfg {
     int64_t max_updates, max_messages, max_transcript, max_files, files_memory;
     int64_t update_retention;
     int64_t max_connections;
+    int64_t first_update_id; /* 0 = the Unix time in seconds at start */
 };
 
 struct update {

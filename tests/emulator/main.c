@@ -71,6 +71,9 @@ static const struct conf_opt opts[] = {
      "bytes of uploaded files kept for downloads (metadata and file_ids stay beyond it)"},
     {"max-connections", CONF_INT, &cfg.max_connections, "512", 4, 100000,
      "concurrent HTTP connections (each long poll holds one)"},
+    {"first-update-id", CONF_INT, &cfg.first_update_id, "0", 0, 2147483647,
+     "the first update_id (0 = the Unix time in seconds at start, so a restarted emulator never "
+     "repeats an id a bot has already processed)"},
     {"log-level", CONF_ENUM, &cfg.log_level, "info", 0, 0, "minimum log level",
      "debug|info|warn|error"},
     {"log-format", CONF_ENUM, &cfg.log_format, "json", 0, 0,
