@@ -928,7 +928,11 @@ enum qerr queue_retry(struct queue *q, const struct retry_spec *s, int64_t now,
     }
     struct lane *l = j->lane;
     count(q, s->retry_after_ms ? QC_RETRIED_RETRY_AFTER : QC_RETRIED_BACKOFF);
-    if (j->attempts >= q->o.max_attempts) {
+    /* A 429 (or a migration) is Telegram's flood control, not a fault of the request: it does
+     * not bring the job nearer the dead-letter list; its deadline still bounds it. */
+    if (s->retry_after_ms)
+        j->waived++;
+    if (j->attempts - j->waived >= q->o.max_attempts) {
         char why[ERROR_MAX + 64];
         snprintf(why, sizeof why, "%s (gave up after %u attempts, MAX_ATTEMPTS=%u)",
                  s->error && *s->error ? s->error : "retry", j->attempts, q->o.max_attempts);
@@ -1023,7 +1027,7 @@ void queue_tick(struct queue *q, int64_t now)
             emit(q, QEV_REMOVE, j, JS_EXPIRED, 0, false);
             count(q, QC_EXPIRED);
             job_finish(q, j, JS_EXPIRED);
-        } else if (j->attempts >= q->o.max_attempts) {
+        } else if (j->attempts - j->waived >= q->o.max_attempts) {
             char why[160];
             snprintf(why, sizeof why, "lease ran out %u times with no ack (MAX_ATTEMPTS=%u)",
                      j->attempts, q->o.max_attempts);
@@ -1205,6 +1209,7 @@ enum qerr queue_requeue_dead(struct queue *q, uint64_t id, int64_t now, const st
     dead_unlink(q, j);
     j->state = JS_QUEUED;
     j->attempts = 0;
+    j->waived = 0;
     j->dead_ms = 0;
     j->not_before_ms = 0;
     j->deadline_ms = now + j->ttl_ms;

@@ -118,6 +118,7 @@ struct job {
     int64_t dead_ms;       /* when it became a dead letter */
     uint64_t dead_seq;     /* order in the dead-letter list (page tokens) */
     uint32_t attempts;     /* times leased */
+    uint32_t waived;       /* attempts that ended in a retry_after (429): not held against it */
     enum job_state state;
     uint64_t lease_token;
     int64_t lease_deadline_ms;
@@ -273,7 +274,7 @@ struct job_image {
     size_t payload_len;
     const char *dedupe_key;
     int64_t deadline_ms, ttl_ms, enqueued_ms, not_before_ms, dead_ms;
-    uint32_t attempts;
+    uint32_t attempts, waived;
     const char *last_error;
     bool dead;
 };
@@ -283,7 +284,8 @@ bool queue_restore_job(struct queue *q, const struct job_image *im);
 /* Applies a logged change to a restored job; false when the job is unknown. */
 bool queue_restore_ack(struct queue *q, uint64_t id);
 bool queue_restore_remove(struct queue *q, uint64_t id, enum job_state why);
-bool queue_restore_retry(struct queue *q, uint64_t id, uint32_t attempts, int64_t not_before,
+bool queue_restore_retry(struct queue *q, uint64_t id, uint32_t attempts, uint32_t waived,
+                         int64_t not_before,
                          const char *error, int64_t new_lane_key, const uint8_t *payload,
                          size_t payload_len, bool has_payload, int64_t paused_until);
 bool queue_restore_dead(struct queue *q, uint64_t id, uint32_t attempts, const char *error,

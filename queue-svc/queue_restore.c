@@ -38,6 +38,7 @@ bool queue_restore_job(struct queue *q, const struct job_image *im)
     j->enqueued_ms = im->enqueued_ms;
     j->not_before_ms = im->not_before_ms;
     j->attempts = im->attempts;
+    j->waived = im->waived <= im->attempts ? im->waived : im->attempts;
     job_set_error(j, im->last_error);
     hmap_put(&q->jobs, j->id, j);
     if (j->id > q->max_id_seen)
@@ -85,7 +86,8 @@ bool queue_restore_remove(struct queue *q, uint64_t id, enum job_state why)
     return true;
 }
 
-bool queue_restore_retry(struct queue *q, uint64_t id, uint32_t attempts, int64_t not_before,
+bool queue_restore_retry(struct queue *q, uint64_t id, uint32_t attempts, uint32_t waived,
+                         int64_t not_before,
                          const char *error, int64_t new_lane_key, const uint8_t *payload,
                          size_t payload_len, bool has_payload, int64_t paused_until)
 {
@@ -93,6 +95,7 @@ bool queue_restore_retry(struct queue *q, uint64_t id, uint32_t attempts, int64_
     if (!live(j))
         return false;
     j->attempts = attempts;
+    j->waived = waived <= attempts ? waived : attempts;
     j->not_before_ms = not_before;
     job_set_error(j, error);
     if (has_payload)
@@ -131,6 +134,7 @@ bool queue_restore_requeue(struct queue *q, uint64_t id, int64_t deadline_ms)
     dead_unlink(q, j);
     j->state = JS_QUEUED;
     j->attempts = 0;
+    j->waived = 0;
     j->dead_ms = 0;
     j->not_before_ms = 0;
     j->deadline_ms = deadline_ms;

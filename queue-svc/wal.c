@@ -85,6 +85,7 @@ static void job_to_rec(const struct job *j, JobRec *r)
     r->last_error = j->last_error ? j->last_error : "";
     r->dead = j->state == JS_DEAD;
     r->dead_ms = j->dead_ms;
+    r->waived = j->waived;
 }
 
 /* Packs r into *buf (grown as needed); returns the length. */
@@ -126,6 +127,7 @@ static void event_record(const struct qevent *ev, Record *r, JobRec *jr,
     case QEV_RETRY:
         rt->id = j->id;
         rt->attempts = j->attempts;
+        rt->waived = j->waived;
         rt->not_before_ms = j->not_before_ms;
         rt->error = j->last_error ? j->last_error : "";
         rt->new_lane_key = j->lane_key;
@@ -246,6 +248,15 @@ uint64_t wal_durable_seq(struct wal *w)
     return atomic_load(&w->durable_seq);
 }
 
+int wal_flush(struct wal *w)
+{
+    pthread_mutex_lock(w->mu);
+    if (w->has_held)
+        append_held(w, NULL, NULL);
+    pthread_mutex_unlock(w->mu);
+    return rlog_flush(w->log);
+}
+
 uint64_t wal_bytes(struct wal *w)
 {
     return w->log ? rlog_bytes(w->log) : 0;
@@ -278,6 +289,7 @@ static struct job_image image_of(const JobRec *r)
         .not_before_ms = r->not_before_ms,
         .dead_ms = r->dead_ms,
         .attempts = r->attempts,
+        .waived = r->waived,
         .last_error = r->last_error,
         .dead = r->dead,
     };
@@ -322,7 +334,7 @@ static int apply(void *arg, const uint8_t *rec, size_t len)
         break;
     case ENGBOT__QUEUE__WAL__V1__RECORD__OP_RETRY: {
         const Engbot__Queue__Wal__V1__Retry *t = r->retry;
-        ok = queue_restore_retry(q, t->id, t->attempts, t->not_before_ms, t->error,
+        ok = queue_restore_retry(q, t->id, t->attempts, t->waived, t->not_before_ms, t->error,
                                  t->new_lane_key, t->new_payload.data, t->new_payload.len,
                                  t->has_new_payload, t->paused_until_ms);
         break;

@@ -80,6 +80,8 @@ int wal_barrier(struct wal *w, wal_done_fn *done, void *arg);
 uint64_t wal_durable_seq(struct wal *w);
 /* Rotates and writes a snapshot now (the compaction thread does it by size). Takes the lock. */
 int wal_compact(struct wal *w, char *err, size_t errlen);
+/* Writes and fsyncs everything committed so far (takes the lock). 0 or -errno. */
+int wal_flush(struct wal *w);
 /* Bytes in the current log generation. */
 uint64_t wal_bytes(struct wal *w);
 
