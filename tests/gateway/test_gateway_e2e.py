@@ -435,3 +435,144 @@ class Lifecycle(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+def canary_bucket(chat_id):
+    """The gateway's stable hash (gateway/canary.c), for predicting the canary group."""
+    m = (1 << 64) - 1
+    z = (chat_id + 0x9E3779B97F4A7C15) & m
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & m
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & m
+    z ^= z >> 31
+    return z % 10000
+
+
+def session_exists(addr, chat):
+    from engbot_test import status_of, unary
+    import grpc
+    from engbot.session.v1 import session_pb2
+    code, _ = status_of(unary, addr, "/engbot.session.v1.SessionService/GetSession",
+                        session_pb2.GetSessionRequest(chat_id=chat),
+                        session_pb2.GetSessionResponse)
+    if code not in (grpc.StatusCode.OK, grpc.StatusCode.NOT_FOUND):
+        raise AssertionError(f"GetSession on {addr}: {code}")
+    return code == grpc.StatusCode.OK
+
+
+class Canary(unittest.TestCase):
+    def _stack(self, env):
+        require("bot-api-emulator", "session-svc", "cache-svc", "gateway")
+        s = Stack(services=("session", "cache"), start_gateway=False,
+                  gw_env=dict({"USE_QUEUE": "false"}, **env))
+        self.addCleanup(s.close)
+        s.start_service("session", suffix="-canary")
+        s.gw_env["SESSION_SVC_CANARY_ADDR"] = s.addr("session-canary")
+        s.start_gateway()
+        return s
+
+    def test_canary_by_chat_list(self):
+        s = self._stack({"CANARY_CHAT_IDS": "8001,-8009"})
+        for chat in (8001, 8002):
+            s.say(chat, "/start")
+            s.wait_for(chat, 2)
+        self.assertTrue(session_exists(s.addr("session-canary"), 8001))
+        self.assertFalse(session_exists(s.addr("session"), 8001))
+        self.assertTrue(session_exists(s.addr("session"), 8002))
+        self.assertFalse(session_exists(s.addr("session-canary"), 8002))
+        self.assertGreaterEqual(s.metric("engbot_gateway_updates_by_track_total",
+                                         {"track": "canary"}), 1)
+        self.assertGreaterEqual(s.metric("engbot_gateway_dependency_calls_total",
+                                         {"dependency": "session", "track": "canary",
+                                          "result": "ok"}), 1)
+
+    def test_canary_by_percentage_stable_hash(self):
+        s = self._stack({"CANARY_PERCENT": "30"})
+        chats = list(range(8100, 8116))
+        expected = {c: canary_bucket(c) < 3000 for c in chats}
+        self.assertTrue(any(expected.values()) and not all(expected.values()), expected)
+        for c in chats:
+            s.say(c, "/help")
+        for c in chats:
+            s.wait_for(c, 1)
+        for c in chats:
+            self.assertEqual(session_exists(s.addr("session-canary"), c), expected[c], c)
+            self.assertEqual(session_exists(s.addr("session"), c), not expected[c], c)
+
+
+class Degraded(unittest.TestCase):
+    """Each service stopped mid-conversation: the bot keeps answering what it can, counts it,
+    and recovers by itself when the service is back (on the same address)."""
+
+    def _stack(self):
+        require("bot-api-emulator", "session-svc", "cache-svc", "queue-svc", "gateway")
+        s = Stack()
+        self.addCleanup(s.close)
+        return s
+
+    def test_session_svc_down_then_back(self):
+        s, chat = self._stack(), 9001
+        s.say(chat, "/browse")
+        root = s.wait_for(chat, 1)[0]
+        s.stop_service("session")
+        # Stateless: browsing still works from the buttons' data.
+        s.press(chat, root["message_id"], button(root, "\U0001F4C1 manuals"))
+        self.assertIn("manuals", s.wait_for(chat, 1, methods=["editMessageText"])[0]["text"])
+        s.say(chat, "/help")
+        s.wait_for(chat, 1, methods=["sendMessage"])
+        self.assertGreaterEqual(s.metric("engbot_gateway_degraded_total",
+                                         {"dependency": "session"}), 1)
+        wait_until(lambda: "session=down" in http_get(s.gw.http_port, "/readyz")[1], 10,
+                   what="readyz shows session down")
+        self.assertEqual(http_get(s.gw.http_port, "/readyz")[0], 200)  # degraded, still ready
+        self.assertEqual(http_get(s.gw.http_port, "/readyz?strict=1")[0], 503)
+        s.start_service("session")
+        wait_until(lambda: "session=up" in http_get(s.gw.http_port, "/readyz")[1], 15,
+                   what="readyz shows session up again")
+        s.say(chat, "/browse")
+        s.wait_for(chat, 1)
+        self.assertTrue(session_exists(s.addr("session"), chat))
+
+    def test_cache_svc_down_then_back(self):
+        s, chat = self._stack(), 9002
+        s.say(chat, "/browse")
+        s.wait_for(chat, 1)
+        s.stop_service("cache")
+        s.say(chat, "/browse")
+        self.assertIn("temporarily unavailable", s.wait_for(chat, 1)[0]["text"])
+        s.say(chat, "/help")
+        self.assertIn("/search", s.wait_for(chat, 1)[0]["text"])  # the rest still works
+        self.assertGreaterEqual(s.metric("engbot_gateway_degraded_total",
+                                         {"dependency": "cache"}), 1)
+        s.start_service("cache")
+        wait_until(lambda: "cache=up" in http_get(s.gw.http_port, "/readyz")[1], 15,
+                   what="cache back")
+        s.say(chat, "/browse")
+        self.assertIn("Catalogue", s.wait_for(chat, 1)[0]["text"])
+
+    def test_queue_svc_down_then_back(self):
+        s, chat = self._stack(), 9003
+        s.say(chat, "/help")
+        s.wait_for(chat, 1)
+        s.stop_service("queue")
+        before = s.metric("engbot_gateway_outbox_total", {"path": "direct"})
+        s.say(chat, "/help")
+        self.assertIn("/search", s.wait_for(chat, 1)[0]["text"])
+        self.assertGreater(s.metric("engbot_gateway_outbox_total", {"path": "direct"}), before)
+        self.assertGreaterEqual(s.metric("engbot_gateway_degraded_total",
+                                         {"dependency": "queue"}), 1)
+        s.start_service("queue")
+        wait_until(lambda: "queue=up" in http_get(s.gw.http_port, "/readyz")[1], 15,
+                   what="queue back")
+        queued = s.metric("engbot_gateway_outbox_total", {"path": "queued"})
+        s.say(chat, "/help")
+        self.assertIn("/search", s.wait_for(chat, 1)[0]["text"])
+        self.assertGreater(s.metric("engbot_gateway_outbox_total", {"path": "queued"}), queued)
+
+    def test_all_services_down_bot_still_answers(self):
+        s, chat = self._stack(), 9004
+        for name in ("session", "cache", "queue"):
+            s.stop_service(name)
+        s.say(chat, "/start")
+        evs = s.wait_for(chat, 2)
+        self.assertIn("Welcome", evs[0]["text"])
+        self.assertIn("temporarily unavailable", evs[1]["text"])
