@@ -232,7 +232,7 @@ show() {
   local ports=""
   [ -n "${GRPC_PORT[$name]:-}" ] && ports+=" grpc $BIND:${GRPC_PORT[$name]}"
   [ -n "${HTTP_PORT[$name]:-}" ] && ports+=" http http://$BIND:${HTTP_PORT[$name]}"
-  printf '  %-17s%-52s %s\n' "$name" "$ports" "${D}$what${R}"
+  printf '  %-17s%-52s%-11s %s\n' "$name" "$ports" "$line" "${D}$what${R}"
 }
 show bot-api-emulator "Bot API + /control (docs/bot-api-emulator.md)"
 show session-svc "sessions, data in ${DATA#$ROOT/}/session-svc"
