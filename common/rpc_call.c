@@ -493,7 +493,9 @@ void rpc_call_finish(struct rpc_call *c, int code)
 static void record_done(struct rpc_call *c)
 {
     struct rpc_mdesc *md = c->md;
+    pthread_mutex_lock(&c->mu);
     int code = c->code;
+    pthread_mutex_unlock(&c->mu);
     if (!md) {
         metric_inc(c->s->unknown_handled);
         return;
@@ -567,8 +569,12 @@ static void run_stream_step(struct rpc_call *c)
     const struct rpc_stream_ops *ops = c->md->m.stream;
     void *svc = c->md->service->svc;
     int code;
+    /* The lock orders this step after the previous one (which may have run on another worker
+     * thread) for every reader, TSan included. */
+    pthread_mutex_lock(&c->mu);
     grpc_byte_buffer *bb = c->recv_bb;
     c->recv_bb = NULL;
+    pthread_mutex_unlock(&c->mu);
     if (!bb) {
         code = ops->on_half_close ? ops->on_half_close(c, svc) : RPC_OK;
     } else {

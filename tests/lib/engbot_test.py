@@ -27,6 +27,9 @@ BUILD = os.path.abspath(os.environ.get("ENGBOT_BUILD", os.path.join(os.path.dirn
 SRC = os.path.abspath(os.environ.get("ENGBOT_SRC", os.path.join(os.path.dirname(__file__), "../..")))
 BIN = os.path.join(BUILD, "bin")
 sys.path.insert(0, os.path.join(BUILD, "gen", "py"))
+# Every program started from a test inherits these (they only matter in sanitizer builds).
+os.environ.setdefault("TSAN_OPTIONS", f"suppressions={SRC}/tests/tsan.supp")
+os.environ.setdefault("ASAN_OPTIONS", "detect_leaks=1")
 
 import grpc  # noqa: E402
 
