@@ -39,7 +39,8 @@ struct broker {
     pthread_cond_t kcv; /* CLOCK_MONOTONIC */
     _Atomic bool kicked;
     bool stop;
-    int64_t next_wake; /* queue clock, INT64_MAX = none (kmu) */
+    int64_t next_wake;       /* queue clock, INT64_MAX = none (kmu) */
+    _Atomic int64_t planned; /* the same, readable without kmu */
 };
 
 /* The queue's clock: wall time (everything is persisted or shown as Unix ms), never going
@@ -60,6 +61,14 @@ static void kick(struct broker *b)
     pthread_mutex_lock(&b->kmu);
     pthread_cond_signal(&b->kcv);
     pthread_mutex_unlock(&b->kmu);
+}
+
+/* After a change (lock held): wake the scheduler if the queue now has something to do
+ * before the time it planned to wake (a short deadline, a shorter lease). */
+static void maybe_kick(struct broker *b, bool *wake)
+{
+    if (queue_next_tick(b->q) < atomic_load(&b->planned))
+        *wake = true;
 }
 
 static void sink(void *arg, const struct qevent *ev)
@@ -159,6 +168,9 @@ static int64_t run_once(struct broker *b)
                 next = w->deadline;
     }
     wal_commit(b->w, NULL, NULL);
+    /* Published under the queue lock: a change made after this compares against it and
+     * kicks; one made before is already counted in next. */
+    atomic_store(&b->planned, next);
     pthread_mutex_unlock(&b->mu);
     finish_all(done);
     return next;
@@ -218,6 +230,7 @@ struct broker *broker_open(const struct broker_opts *o, struct wal_replay_stats 
     pthread_cond_init(&b->kcv, &ca);
     pthread_condattr_destroy(&ca);
     b->next_wake = 0;
+    atomic_store(&b->planned, 0);
     b->q = queue_new(&o->q, sink, b);
     queue_set_metrics(b->q, o->counters, o->gauges, o->time_in_queue);
     struct wal_opts wo = o->w;
@@ -282,10 +295,11 @@ int broker_change(struct broker *b, broker_fn *fn, void *arg, struct bcall *c)
     int rc = wal_commit(b->w, c->done, c->arg);
     if (rc == 0 && c->wait_seq > wal_durable_seq(b->w))
         rc = wal_barrier(b->w, c->done, c->arg);
-    bool wake = b->wh != NULL;
+    bool wake = b->wh != NULL; /* an ack or a retry may have made a lane ready */
+    maybe_kick(b, &wake);
     pthread_mutex_unlock(&b->mu);
     if (wake)
-        kick(b); /* an ack or a retry may have made a lane ready */
+        kick(b);
     if (rc < 0)
         return -1;
     c->later = rc == 1;
@@ -307,8 +321,12 @@ bool broker_lease(struct broker *b, const struct broker_lease *l)
     queue_tick(b->q, now);
     size_t n = take_for(b, l, now);
     if (n > 0 || l->wait_ms <= 0 || b->draining) {
+        bool wake = false;
+        maybe_kick(b, &wake); /* new leases may end before the planned wake */
         wal_commit(b->w, NULL, NULL);
         pthread_mutex_unlock(&b->mu);
+        if (wake)
+            kick(b);
         return true;
     }
     struct waiter *w = calloc(1, sizeof *w);
