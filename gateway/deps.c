@@ -162,7 +162,12 @@ static void *prober(void *arg)
                 if (!tr->ch)
                     continue;
                 if (breaker_state(&tr->br) == BREAKER_CLOSED) {
-                    update_gauge(tr);
+                    /* No traffic must not hide a dead service: a channel that cannot connect
+                     * counts as a failed call, so the breaker (and /readyz) follow it. */
+                    if (!rpc_channel_ready(tr->ch))
+                        deps_report(d, (enum dep_id)i, (enum dep_track)t, RPC_UNAVAILABLE);
+                    else
+                        update_gauge(tr);
                     continue;
                 }
                 if (!breaker_allow(&tr->br))
@@ -174,7 +179,7 @@ static void *prober(void *arg)
                 struct rpc_status st;
                 int code = rpc_unary(tr->ch, "/grpc.health.v1.Health/Check", &req.base,
                                      &grpc__health__v1__health_check_response__descriptor, &resp,
-                                     1000, 0, NULL, 0, &st);
+                                     1000, RPC_CALL_WAIT_FOR_READY, NULL, 0, &st);
                 if (code == RPC_OK &&
                     ((Grpc__Health__V1__HealthCheckResponse *)resp)->status !=
                         GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING)
@@ -322,8 +327,11 @@ int deps_unary_on(struct deps *d, enum dep_id id, enum dep_track t, const char *
         if (!deps_allow(d, id, t, st))
             return st->code;
         int64_t t0 = clock_mono_us();
-        int code = rpc_unary(p->t[t].ch, path, req, resp_desc, resp, p->deadline_ms, 0, NULL, 0,
-                             st);
+        /* Wait-for-ready, bounded by the deadline: a call made while the channel reconnects
+         * (a service just restarted) waits for it instead of failing at once. A dead service
+         * costs a deadline per call until the breaker opens; then calls fail at once. */
+        int code = rpc_unary(p->t[t].ch, path, req, resp_desc, resp, p->deadline_ms,
+                             RPC_CALL_WAIT_FOR_READY, NULL, 0, st);
         metric_observe(p->latency, (double)(clock_mono_us() - t0) / 1e6);
         deps_report(d, id, t, code);
         if (code != RPC_UNAVAILABLE || !(flags & DEPS_IDEMPOTENT) || attempt >= d->o.retries ||

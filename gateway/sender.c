@@ -241,8 +241,9 @@ static void upload_document(struct sender *s, const struct tg_doc_job *j, enum d
     }
     Engbot__Cache__V1__ReadFileRequest req = ENGBOT__CACHE__V1__READ_FILE_REQUEST__INIT;
     req.id = (char *)j->id;
+    /* The stream may take as long as the lease: the job must be done within it anyway. */
     f.rd = rpc_reader_open(deps_channel(d, DEP_CACHE, tr), "/engbot.cache.v1.CacheService/ReadFile",
-                           &req.base, 0, 0, &st);
+                           &req.base, s->o.lease_ms, RPC_CALL_WAIT_FOR_READY, &st);
     /* The first message carries the entry as opened: size and mtime key the file_id. */
     char first;
     ssize_t n = f.rd ? read_chunk(&f, &first, 0) : -1;
@@ -501,7 +502,8 @@ static void *lease_loop(void *arg)
         int code = rpc_unary(deps_channel(d, DEP_QUEUE, la->track),
                              "/engbot.queue.v1.QueueService/Lease", &lr.base,
                              &engbot__queue__v1__lease_response__descriptor, &m,
-                             s->o.lease_wait_ms + deps_deadline_ms(d, DEP_QUEUE), 0, NULL, 0, &st);
+                             s->o.lease_wait_ms + deps_deadline_ms(d, DEP_QUEUE),
+                             RPC_CALL_WAIT_FOR_READY, NULL, 0, &st);
         deps_report(d, DEP_QUEUE, la->track, code);
         if (code != RPC_OK) {
             if (!atomic_load(&s->stop))

@@ -209,9 +209,10 @@ class FullStack(unittest.TestCase):
         uid = s.ctl("/control/raw_update", dict(upd))["update_id"]
         s.ctl("/control/raw_update", dict(upd, update_id=uid))
         s.wait_for(chat, 1)
+        # One reply whether the copy came in the same batch (skipped by the dedupe window) or
+        # after the offset moved past it (never delivered). The deterministic checks of the
+        # window itself are in Lifecycle (across a restart) and Webhook (a repeated POST).
         self.assertEqual(len(s.quiet(chat, 1.0, methods=["sendMessage"])), 1)
-        self.assertGreaterEqual(s.metric("engbot_gateway_updates_skipped_total",
-                                         {"reason": "duplicate"}), 1)
 
     def test_malformed_update_is_skipped_and_next_one_handled(self):
         s, chat = self.s, 1013
@@ -413,6 +414,8 @@ class Lifecycle(unittest.TestCase):
         s.say(7001, "/help", mark=False)
         s.wait_for(7001, 1)
         self.assertEqual(len(s.quiet(7001, 1.0, methods=["sendMessage"])), 1)
+        self.assertGreaterEqual(s.metric("engbot_gateway_updates_skipped_total",
+                                         {"reason": "duplicate"}), 1)
 
     def test_bad_settings_exit_2_naming_the_setting(self):
         require("gateway")
