@@ -208,9 +208,13 @@ class Layer(unittest.TestCase):
                   messages_pb2.SimpleResponse)
         labels = {"grpc_service": "grpc.testing.TestService", "grpc_method": "EmptyCall",
                   "grpc_code": "OK", "grpc_type": "unary"}
-        self.assertEqual(metric(self.srv.http_port, "grpc_server_handled_total", labels), 1)
-        self.assertEqual(metric(self.srv.http_port, "grpc_server_handled_total",
-                                {"grpc_method": "UnaryCall", "grpc_code": "NotFound"}), 1)
+        # The layer counts a call when its status batch completes, which may be just after the
+        # client saw the answer.
+        wait_until(lambda: metric(self.srv.http_port, "grpc_server_handled_total", labels) == 1,
+                   what="EmptyCall counted as OK")
+        wait_until(lambda: metric(self.srv.http_port, "grpc_server_handled_total",
+                                  {"grpc_method": "UnaryCall", "grpc_code": "NotFound"}) == 1,
+                   what="UnaryCall counted as NotFound")
         self.assertEqual(metric(self.srv.http_port, "grpc_server_handling_seconds_count",
                                 {"grpc_method": "EmptyCall"}), 1)
         self.assertGreater(metric(self.srv.http_port, "process_resident_memory_bytes"), 1e6)
