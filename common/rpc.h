@@ -191,10 +191,23 @@ struct rpc_client_opts {
     int64_t connect_backoff_max_ms; /* cap of the reconnect backoff (0 = core default 120 s) */
 };
 
+#define RPC_MAX_TRAILERS 4
+
+/* The outcome of a client call: the gRPC status, its message and the first trailing metadata
+ * entries (values truncated to fit; binary "-bin" values are copied as received). */
 struct rpc_status {
     int code;
     char message[256];
+    int ntrailers;
+    struct {
+        char key[48];
+        char value[160];
+        size_t value_len;
+    } trailers[RPC_MAX_TRAILERS];
 };
+
+/* The value of trailer key in st, or NULL. */
+const char *rpc_status_trailer(const struct rpc_status *st, const char *key);
 
 /* Opens a channel to "host:port", "dns:///name:port" or "ipv4:a:p,b:p". Cheap to share
  * across threads; calls grpc_init. */

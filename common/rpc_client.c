@@ -155,9 +155,37 @@ static gpr_timespec deadline_of(int64_t timeout_ms)
                         gpr_time_from_millis(timeout_ms, GPR_TIMESPAN));
 }
 
+static void copy_trailers(struct rpc_status *st, const grpc_metadata_array *md)
+{
+    st->ntrailers = 0;
+    for (size_t i = 0; i < md->count && st->ntrailers < RPC_MAX_TRAILERS; i++) {
+        const grpc_metadata *m = &md->metadata[i];
+        typeof(st->trailers[0]) *t = &st->trailers[st->ntrailers++];
+        size_t kl = GRPC_SLICE_LENGTH(m->key), vl = GRPC_SLICE_LENGTH(m->value);
+        if (kl >= sizeof t->key)
+            kl = sizeof t->key - 1;
+        if (vl >= sizeof t->value)
+            vl = sizeof t->value - 1;
+        memcpy(t->key, GRPC_SLICE_START_PTR(m->key), kl);
+        t->key[kl] = '\0';
+        memcpy(t->value, GRPC_SLICE_START_PTR(m->value), vl);
+        t->value[vl] = '\0';
+        t->value_len = vl;
+    }
+}
+
+const char *rpc_status_trailer(const struct rpc_status *st, const char *key)
+{
+    for (int i = 0; i < st->ntrailers; i++)
+        if (strcmp(st->trailers[i].key, key) == 0)
+            return st->trailers[i].value;
+    return NULL;
+}
+
 static void set_status(struct rpc_status *st, grpc_status_code code, grpc_slice details)
 {
     st->code = (int)code;
+    st->ntrailers = 0;
     size_t n = GRPC_SLICE_LENGTH(details);
     if (n >= sizeof st->message)
         n = sizeof st->message - 1;
@@ -206,6 +234,7 @@ int rpc_unary(struct rpc_channel *ch, const char *method, const ProtobufCMessage
 {
     grpc_completion_queue *cq = thread_cq();
     *resp = NULL;
+    st->ntrailers = 0;
     grpc_call *call = grpc_channel_create_registered_call(
         ch->ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, method_handle(ch, method),
         deadline_of(timeout_ms), NULL);
@@ -243,6 +272,7 @@ int rpc_unary(struct rpc_channel *ch, const char *method, const ProtobufCMessage
     if (e == GRPC_CALL_OK) {
         grpc_completion_queue_pluck(cq, &tag, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
         set_status(st, code, details);
+        copy_trailers(st, &trail_md);
         if (code == GRPC_STATUS_OK) {
             if (!resp_bb) {
                 st->code = RPC_INTERNAL;
@@ -322,6 +352,7 @@ struct rpc_reader *rpc_reader_open(struct rpc_channel *ch, const char *method,
     grpc_byte_buffer_destroy(bb);
     st->code = RPC_OK;
     st->message[0] = '\0';
+    st->ntrailers = 0;
     return r;
 }
 
@@ -333,6 +364,7 @@ static void reader_end(struct rpc_reader *r, struct rpc_status *st)
         r->ended = true;
     }
     set_status(st, r->code, r->details);
+    copy_trailers(st, &r->trail_md);
 }
 
 int rpc_reader_next(struct rpc_reader *r, const ProtobufCMessageDescriptor *d,

@@ -304,6 +304,77 @@ class Reflection(unittest.TestCase):
         self.assertIn("SERVING", out)
 
 
+def client_check(*args, timeout=30):
+    """Runs tests/common/client_check.c (engbot's own gRPC client); returns its key=value dict."""
+    from engbot_test import BUILD
+    r = subprocess.run([os.path.join(BUILD, "tests", "client-check")] + [str(a) for a in args],
+                       capture_output=True, text=True, timeout=timeout)
+    assert r.returncode == 0, r.stderr
+    return dict(kv.split("=", 1) for kv in r.stdout.split())
+
+
+class Client(unittest.TestCase):
+    """engbot's client layer (used by the gateway) against the interop server."""
+
+    def setUp(self):
+        self.srv = Proc("interop-server")
+        self.srv.wait_serving()
+
+    def tearDown(self):
+        if self.srv.alive():
+            self.srv.stop()
+
+    def test_unary_status_message_and_trailers(self):
+        self.assertEqual(client_check("unary", self.srv.addr)["code"], "0")
+        r = client_check("trailers", self.srv.addr)
+        self.assertEqual(r["code"], "5")
+        self.assertEqual(r["message"], "no_such_thing")
+        self.assertEqual(r["trailer"], "abc")  # sent as request metadata, echoed as a trailer
+
+    def test_server_stream_and_deadline(self):
+        r = client_check("stream", self.srv.addr)
+        self.assertEqual((r["code"], r["messages"], r["bytes"]), ("0", "3", "15"))
+        r = client_check("deadline", self.srv.addr)
+        self.assertEqual(r["code"], "4")  # DEADLINE_EXCEEDED
+        self.assertLess(int(r["ms"]), 1500)
+
+    def test_wait_for_ready(self):
+        port = self.srv.grpc_port
+        self.srv.stop()
+        r = client_check("wfr", f"127.0.0.1:{port}", 3000, 0)
+        self.assertEqual(r["code"], "14")  # UNAVAILABLE at once without wait-for-ready
+        self.assertLess(int(r["ms"]), 1000)
+        holder = {}
+
+        def later():
+            time.sleep(0.7)
+            holder["p"] = Proc("interop-server", args=[f"--grpc-listen=127.0.0.1:{port}"])
+
+        t = threading.Thread(target=later)
+        t.start()
+        r = client_check("wfr", f"127.0.0.1:{port}", 8000, 1)
+        t.join()
+        self.srv = holder["p"]
+        self.assertEqual(r["code"], "0")  # queued until the server came up
+        self.assertGreater(int(r["ms"]), 500)
+
+    def test_round_robin_spreads_calls(self):
+        other = Proc("interop-server")
+        try:
+            other.wait_serving()
+            r = client_check("rr", f"ipv4:127.0.0.1:{self.srv.grpc_port},127.0.0.1:{other.grpc_port}",
+                             40)
+            self.assertEqual(r["ok"], "40")
+            lbl = {"grpc_method": "EmptyCall", "grpc_code": "OK"}
+            a = wait_until(lambda: metric(self.srv.http_port, "grpc_server_handled_total", lbl))
+            b = wait_until(lambda: metric(other.http_port, "grpc_server_handled_total", lbl))
+            wait_until(lambda: metric(self.srv.http_port, "grpc_server_handled_total", lbl)
+                       + metric(other.http_port, "grpc_server_handled_total", lbl) == 40)
+            self.assertGreaterEqual(min(a, b), 10)  # both got a fair share, not 40/0
+        finally:
+            other.stop()
+
+
 class Settings(unittest.TestCase):
     def test_bad_value_exits_2_with_one_clear_line(self):
         rc, out, err = run("interop-server", ["--max-recv-msg=lots"])
