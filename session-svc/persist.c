@@ -113,26 +113,43 @@ static const char *nz(const char *s)
     return s ? s : "";
 }
 
-/* Loads an unpacked protobuf session into the store. */
+struct kv_at {
+    struct session_kv kv;
+    size_t at; /* position on the wire */
+};
+
+static int kv_at_cmp(const void *a, const void *b)
+{
+    const struct kv_at *x = a, *y = b;
+    int c = strcmp(x->kv.key, y->kv.key);
+    return c ? c : (x->at < y->at ? -1 : x->at > y->at);
+}
+
+/* Loads an unpacked protobuf session into the store. A map may repeat a key on the wire; the
+ * last one wins (protobuf's rule). Sorting first keeps that O(n log n) for any input. */
 static void load_pb(struct store *st, const PbSession *m)
 {
-    struct session_kv stack_kv[STACK_ENTRIES], *kv = stack_kv;
+    struct kv_at stack_kv[STACK_ENTRIES], *e = stack_kv;
     if (m->n_state > STACK_ENTRIES) {
-        kv = malloc(m->n_state * sizeof *kv);
-        if (!kv)
+        e = malloc(m->n_state * sizeof *e);
+        if (!e)
             abort();
     }
-    /* A map may repeat a key on the wire; the last one wins (protobuf's rule). */
-    uint32_t n = 0;
     for (size_t i = 0; i < m->n_state; i++) {
         const char *k = m->state[i] ? nz(m->state[i]->key) : "";
         const char *v = m->state[i] ? nz(m->state[i]->value) : "";
-        uint32_t j = 0;
-        while (j < n && strcmp(kv[j].key, k) != 0)
-            j++;
-        kv[j] = (struct session_kv){k, v};
-        if (j == n)
-            n++;
+        e[i] = (struct kv_at){{k, v}, i};
+    }
+    if (m->n_state)
+        qsort(e, m->n_state, sizeof *e, kv_at_cmp);
+    /* Compact in place to session_kv, keeping the last of each run of equal keys. */
+    struct session_kv *kv = (struct session_kv *)e;
+    uint32_t n = 0;
+    for (size_t i = 0; i < m->n_state; i++) {
+        if (i + 1 < m->n_state && strcmp(e[i].kv.key, e[i + 1].kv.key) == 0)
+            continue;
+        struct session_kv t = e[i].kv; /* n <= i: never overwrites an entry not yet read */
+        kv[n++] = t;
     }
     struct session s = {
         .chat_id = m->chat_id,
@@ -148,8 +165,8 @@ static void load_pb(struct store *st, const PbSession *m)
         .state = kv,
     };
     store_load_put(st, &s);
-    if (kv != stack_kv)
-        free(kv);
+    if (e != stack_kv)
+        free(e);
 }
 
 int persist_apply_log_record(struct store *st, const uint8_t *rec, size_t len)
@@ -712,6 +729,10 @@ static int load_state(struct persist *p, struct persist_load_info *info, uint64_
         int rc = dread_file(path, PERSIST_KIND_LOG, log_apply, &lr, &res);
         info->log_records += res.records;
         info->skipped_records += lr.skipped;
+        if (rc == 0 && res.version > PERSIST_FORMAT_VERSION)
+            LOG_WARN("change log written by a newer format version; reading what this version "
+                     "knows",
+                     LF_STR("file", path), LF_U64("version", res.version));
         if (lr.skipped)
             LOG_WARN("change log records of an unknown kind were skipped (written by a newer "
                      "version)",

@@ -4,6 +4,9 @@
 #      completion-queue thread, as in tests/bench/run-layer-bench.sh) is filled with N sessions,
 #      then TouchSession and GetSession on random chats from THREADS client threads (pinned to
 #      CPU 0) for SECONDS each, then serial round trips; the server's RSS per session;
+#      then the server's capacity without our client in the way: Debian's h2load (-c 16 -m 32,
+#      pinned to CPU 0, SECONDS_PER_RUN) on TouchSession and GetSession of one chat in the table,
+#      the load used by tests/bench/run-layer-bench.sh for the C++ and grpc-js peers;
 #   2. the table alone (bench_session_store): memory per session, sweep of 1M expired sessions,
 #      snapshot write and load at 1M.
 #   tests/session/run-session-bench.sh [BUILD_DIR=build]   env: SIZES="1000 100000 1000000"
@@ -38,6 +41,27 @@ for n in $sizes; do
   done
   echo "## N=$n"
   taskset -c 0 "$build/bench/bench_session_rpc" 127.0.0.1:$port "$n" "$threads" "$secs" "$pid"
+  if command -v h2load >/dev/null; then
+    PYTHONPATH="$build/gen/py" /usr/bin/python3 - "$work" "$n" <<'PY'
+import struct, sys
+from engbot.session.v1 import session_pb2 as pb
+work, n = sys.argv[1], int(sys.argv[2])
+chat = -1000000000000 - (12345 % n)
+for name, m in (("touch", pb.TouchSessionRequest(chat_id=chat, user_id=7)),
+                ("get", pb.GetSessionRequest(chat_id=chat))):
+    b = m.SerializeToString()
+    open(f"{work}/{name}.bin", "wb").write(b"\0" + struct.pack(">I", len(b)) + b)
+PY
+    for m in touch get; do
+      method=$([ $m = touch ] && echo TouchSession || echo GetSession)
+      out=$(taskset -c 0 h2load -c 16 -m 32 -t 1 -D "$secs" -H 'content-type: application/grpc' \
+              -H 'te: trailers' -d "$work/$m.bin" \
+              "http://127.0.0.1:$port/engbot.session.v1.SessionService/$method" 2>&1)
+      rps=$(echo "$out" | sed -n 's/^finished in .*, \([0-9.]*\) req\/s.*/\1/p')
+      ok=$(echo "$out" | sed -n 's/^requests: .* \([0-9]*\) succeeded.*/\1/p')
+      echo "h2load $m c=16 m=32 rps=$rps succeeded=$ok"
+    done
+  fi
   t0=$(date +%s.%N)
   kill -TERM "$pid"
   wait "$pid" || true
