@@ -4,8 +4,9 @@
  * getUpdates is the lowest update still in progress (or that failed), else one past the highest
  * seen: an update is confirmed only once its work was handed on. While updates are in progress
  * the poller does not wait for them all (one slow chat must not stall the others): it polls
- * again after at most 200 ms without a long-poll timeout; the in-progress updates come back in
- * that answer and are skipped by the dedupe window, new ones are dispatched. A failed update is
+ * again at once without a long-poll timeout; the in-progress updates come back in that answer
+ * and are skipped by the dedupe window, new ones are dispatched (when only in-progress ones
+ * came back, it first waits for one of them to finish, at most 50 ms). A failed update is
  * asked for again up to POLL_ATTEMPTS times. 409 (another poller, or a webhook is set) is
  * logged clearly and retried with backoff; 429 waits retry_after. */
 #include "intake.h"
@@ -263,8 +264,23 @@ static void *poll_loop(void *arg)
             LOG_INFO("getUpdates works again after a conflict");
         conflict_logged = false;
         backoff = 0;
-        /* Give the batch up to 200 ms, so a fast batch is confirmed by the next long poll. */
-        wait_batch(p, clock_mono_ms() + 200);
+        if (b.fresh == 0) {
+            /* Only updates already in progress came back: wait for one to finish (or 50 ms)
+             * instead of asking again at once. New updates are fetched without waiting;
+             * dispatch_submit blocking at MAX_PENDING is the back-pressure. */
+            pthread_mutex_lock(&p->mu);
+            if (p->outstanding > 0) {
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                ts.tv_nsec += 50 * 1000000L;
+                if (ts.tv_nsec >= 1000000000L) {
+                    ts.tv_sec++;
+                    ts.tv_nsec -= 1000000000L;
+                }
+                pthread_cond_timedwait(&p->cv, &p->mu, &ts);
+            }
+            pthread_mutex_unlock(&p->mu);
+        }
         pthread_mutex_lock(&p->mu);
         bool retrying = p->first_unhandled != INT64_MAX;
         pthread_mutex_unlock(&p->mu);

@@ -1,0 +1,123 @@
+"""bench_gateway -- the whole-pipeline benchmark: Bot API emulator -> gateway -> session-svc,
+cache-svc, queue-svc -> emulator, all on loopback, with Telegram-side rate limits off (the
+emulator's are off by default; queue-svc's buckets are set to unlimited, since they exist to
+keep a real bot under Telegram's limits and would cap the run at 30 messages/s).
+
+For each configuration: updates per second (injected -> last reply recorded by the emulator),
+end-to-end latency p50/p99 (one message injected -> its reply recorded), and the gateway's own
+handling time p50/p99 (engbot_gateway_update_handling_seconds: update taken by a worker ->
+replies handed on; excludes Telegram and the queue's wait).
+
+  ENGBOT_BUILD=build /usr/bin/python3 tests/gateway/bench_gateway.py [--messages N]
+      [--chats C] [--threads T] [--only NAME]
+
+Results are printed as a Markdown table (paste into docs/gateway.md)."""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from engbot_test import BIN, http_get  # noqa: E402
+from gwstack import Stack  # noqa: E402
+
+UNLIMITED_QUEUE = ("--chat-rate=0", "--group-rate=0", "--global-rate=0")
+FAST_DIRECT = {"DIRECT_RATE": "10000", "DIRECT_BURST": "1000", "DIRECT_MAX_INFLIGHT": "64"}
+
+CONFIGS = [
+    # name, workload text, reply method, gateway env
+    ("all optimisations on (/browse)", "/browse", "sendMessage", {}),
+    ("USE_SESSIONS=false (/browse)", "/browse", "sendMessage", {"USE_SESSIONS": "false"}),
+    ("USE_QUEUE=false (/browse, direct sends)", "/browse", "sendMessage",
+     dict({"USE_QUEUE": "false"}, **FAST_DIRECT)),
+    ("all optimisations on (/help, no catalogue)", "/help", "sendMessage", {}),
+    ("file_id cache on (/get a 256 KiB file)", "/get bench-256k.bin", "sendDocument", {}),
+    ("USE_FILE_ID_CACHE=false (/get a 256 KiB file)", "/get bench-256k.bin", "sendDocument",
+     {"USE_FILE_ID_CACHE": "false"}),
+]
+
+
+def quantiles(port, name, qs=(0.5, 0.99)):
+    _, text = http_get(port, "/metrics")
+    buckets, total = [], 0.0
+    for line in text.splitlines():
+        if line.startswith(name + "_bucket{"):
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            v = float(line.rsplit(" ", 1)[1])
+            buckets.append((float("inf") if le == "+Inf" else float(le), v))
+        elif line.startswith(name + "_count"):
+            total = float(line.rsplit(" ", 1)[1])
+    buckets.sort()
+    out = []
+    for q in qs:
+        want, prev_b, prev_c = q * total, 0.0, 0.0
+        val = None
+        for b, c in buckets:
+            if c >= want:
+                if b == float("inf"):
+                    val = prev_b
+                else:
+                    frac = (want - prev_c) / (c - prev_c) if c > prev_c else 1.0
+                    val = prev_b + (b - prev_b) * frac
+                break
+            prev_b, prev_c = b, c
+        out.append(val * 1000 if val is not None else float("nan"))
+    return out
+
+
+def run(name, text, method, env, args):
+    s = Stack(gw_env=dict({"LOG_LEVEL": "info", "WORKERS": str(args.workers),
+                           "DEDUPE_WINDOW": "1000000"}, **env),
+              queue_args=UNLIMITED_QUEUE + (os.environ.get("BENCH_QUEUE_FSYNC", "--fsync=true"),),
+              catalogue_kwargs={"n_manuals": 30})
+    try:
+        with open(os.path.join(s.files, "bench-256k.bin"), "wb") as f:
+            f.write(os.urandom(256 * 1024))
+        s.ctl("/control/ratelimits", {"enabled": False})
+        emu = f"http://127.0.0.1:{s.emu.http_port}"
+        load = os.path.join(BIN, "bench-gateway-load")
+        # Warm-up: connections, the catalogue, a first upload (file_id runs measure reuse).
+        subprocess.run([load, emu, "50", "50", "4", text, method, "1", "60"], check=True,
+                       capture_output=True)
+        r = subprocess.run([load, emu, str(args.messages), str(args.chats), str(args.threads),
+                            text, method, "1", "300"], capture_output=True, text=True)
+        res = json.loads(r.stdout.strip().splitlines()[-1])
+        p50, p99 = quantiles(s.gw.http_port, "engbot_gateway_update_handling_seconds")
+        res.update({"name": name, "handling_p50_ms": p50, "handling_p99_ms": p99})
+        return res
+    finally:
+        s.close()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--messages", type=int, default=5000)
+    ap.add_argument("--chats", type=int, default=500)
+    ap.add_argument("--threads", type=int, default=8)
+    ap.add_argument("--workers", type=int, default=8)
+    ap.add_argument("--only", default="")
+    args = ap.parse_args()
+    rows = []
+    for name, text, method, env in CONFIGS:
+        if args.only and args.only not in name:
+            continue
+        res = run(name, text, method, env, args)
+        print(json.dumps(res), file=sys.stderr)
+        rows.append(res)
+    print(f"\n{args.messages} messages over {args.chats} chats, {args.threads} injecting threads, "
+          f"WORKERS={args.workers}\n")
+    print("| configuration | updates/s | e2e p50 ms | e2e p99 ms | handling p50 ms | "
+          "handling p99 ms | complete |")
+    print("|---|---:|---:|---:|---:|---:|---|")
+    for r in rows:
+        print(f"| {r['name']} | {r['updates_per_s']:.0f} | {r['e2e_p50_ms']} | {r['e2e_p99_ms']} | "
+              f"{r['handling_p50_ms']:.2f} | {r['handling_p99_ms']:.2f} | {r['complete']} |")
+
+
+if __name__ == "__main__":
+    main()
