@@ -9,7 +9,6 @@
 #include "text.h"
 
 #include <cjson/cJSON.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,11 +73,7 @@ static int get_i64(const cJSON *o, const char *key, int64_t *out)
         return 0;
     if (cJSON_IsString(v))
         return parse_int64(v->valuestring, out) ? 1 : -1;
-    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) ||
-        fabs(v->valuedouble) > 9007199254740992.0)
-        return -1;
-    *out = (int64_t)v->valuedouble;
-    return 1;
+    return json_int64(v, out) ? 1 : -1;
 }
 
 static const char *get_str(const cJSON *o, const char *key)
@@ -277,8 +272,9 @@ static int64_t raw_chat(const cJSON *obj)
         const cJSON *v = obj;
         for (int k = 0; k < 3 && paths[i][k] && v; k++)
             v = cJSON_GetObjectItemCaseSensitive(v, paths[i][k]);
-        if (cJSON_IsNumber(v))
-            return (int64_t)v->valuedouble;
+        int64_t id;
+        if (json_int64(v, &id))
+            return id;
     }
     return 0;
 }

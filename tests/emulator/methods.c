@@ -176,8 +176,8 @@ static bool reply_ok(struct emu *e, struct call *c, const struct chat *ch)
         cJSON *j = cJSON_Parse(rp);
         const cJSON *mid = cJSON_GetObjectItemCaseSensitive(j, "message_id");
         const cJSON *aw = cJSON_GetObjectItemCaseSensitive(j, "allow_sending_without_reply");
-        if (cJSON_IsNumber(mid))
-            rid = (int64_t)mid->valuedouble;
+        if (mid && !json_int64(mid, &rid))
+            rid = -1;
         if (cJSON_IsTrue(aw))
             allow = true;
         cJSON_Delete(j);

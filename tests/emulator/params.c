@@ -414,6 +414,17 @@ bool parse_int64(const char *s, int64_t *out)
     return true;
 }
 
+bool json_int64(const cJSON *v, int64_t *out)
+{
+    if (!cJSON_IsNumber(v))
+        return false;
+    double d = v->valuedouble;
+    if (!(d >= -9007199254740992.0 && d <= 9007199254740992.0) || d != (double)(int64_t)d)
+        return false;
+    *out = (int64_t)d;
+    return true;
+}
+
 int params_int64(const struct params *p, const char *name, int64_t *out)
 {
     const char *s = params_str(p, name);

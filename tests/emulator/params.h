@@ -57,6 +57,11 @@ bool params_boundary(const char *content_type, char *out, size_t cap);
 int params_int64(const struct params *p, const char *name, int64_t *out);
 int params_bool(const struct params *p, const char *name, bool *out);
 
+struct cJSON;
+/* A JSON number that is an integer within +-2^53 (Telegram ids have at most 52 significant
+ * bits); false for anything else, including inf and NaN. */
+bool json_int64(const struct cJSON *v, int64_t *out);
+
 /* Strict decimal int64 (optional sign, optional surrounding spaces). */
 bool parse_int64(const char *s, int64_t *out);
 

@@ -75,8 +75,7 @@ int64_t updates_push(struct emu *e, cJSON *obj, int64_t chat_id, const char *typ
     expire(e);
     int64_t id;
     cJSON *given = cJSON_GetObjectItemCaseSensitive(obj, "update_id");
-    if (cJSON_IsNumber(given)) {
-        id = (int64_t)given->valuedouble;
+    if (json_int64(given, &id) && id >= 0 && id < INT64_MAX / 2) {
         if (id >= e->next_update_id)
             e->next_update_id = id + 1;
     } else {
