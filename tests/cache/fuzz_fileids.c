@@ -2,8 +2,8 @@
  *
  * The first input byte picks a mode:
  *   0: the rest is a whole store file, read as a snapshot and as a log (fileids_apply_file);
- *   1: the rest is records framed as u16 length + payload, written by the harness into a
- *      valid record file (right magic and checksums), so the fuzzer reaches the record
+ *   1: the rest is records framed as u16 length + payload, which the harness wraps into a
+ *      valid record file (right magic, checksums and seal), so the fuzzer reaches the record
  *      validation and the table instead of stopping at a CRC;
  *   other: the rest is one record for fidrec_decode, which must round-trip through
  *      fidrec_encode when it decodes.
@@ -16,19 +16,25 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #define MAX_IDS 64
 
-static char dir[128];
-
-static void cleanup(void)
+static void put32(uint8_t *p, uint32_t v)
 {
-    char p[256];
-    snprintf(p, sizeof p, "%s/f", dir);
-    unlink(p);
-    rmdir(dir);
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* One memfd per process, rewritten with each input. */
+static int memfd(const void *data, size_t len)
+{
+    static int fd = -1;
+    if (fd < 0)
+        fd = memfd_create("fuzz-fileids", 0);
+    if (fd < 0 || ftruncate(fd, 0) < 0 || pwrite(fd, data, len, 0) != (ssize_t)len)
+        abort();
+    return fd;
 }
 
 static void read_as_both(const char *path)
@@ -54,7 +60,7 @@ static void roundtrip(const uint8_t *data, size_t size)
     if (fidrec_decode(buf, n, &r2, why, sizeof why) != 1 || r2.op != r.op ||
         r2.bot_id != r.bot_id || r2.size != r.size || r2.mtime_ms != r.mtime_ms ||
         r2.gen != r.gen || r2.path_len != r.path_len || r2.id_len != r.id_len ||
-        memcmp(r2.path, r.path, r.path_len) != 0 ||
+        (r.path_len && memcmp(r2.path, r.path, r.path_len) != 0) ||
         (r.id_len && memcmp(r2.file_id, r.file_id, r.id_len) != 0))
         abort();
 }
@@ -66,40 +72,49 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint8_t mode = data[0];
     data++, size--;
     if (mode == 0) {
-        static int mfd = -1;
-        if (mfd < 0)
-            mfd = memfd_create("fuzz-fileids", 0);
-        if (ftruncate(mfd, 0) < 0 || pwrite(mfd, data, size, 0) != (ssize_t)size)
-            abort();
         char path[64];
-        snprintf(path, sizeof path, "/proc/self/fd/%d", mfd);
+        snprintf(path, sizeof path, "/proc/self/fd/%d", memfd(data, size));
         read_as_both(path);
     } else if (mode == 1) {
-        if (!dir[0]) {
-            snprintf(dir, sizeof dir, "/tmp/engbot-fuzz-fileids-%d", (int)getpid());
-            mkdir(dir, 0755);
-            atexit(cleanup);
+        /* A valid record file built in memory (durable.h's format), read from a memfd. */
+        static uint8_t *buf;
+        static size_t cap;
+        if (cap < 16 + size * 5 + 16) {
+            cap = 16 + size * 5 + 16;
+            buf = realloc(buf, cap);
         }
-        char path[256], err[256];
-        snprintf(path, sizeof path, "%s/f", dir);
         for (uint32_t kind = 0; kind < 2; kind++) {
-            struct dfile *df = dfile_create(path, kind ? FIDREC_KIND_LOG : FIDREC_KIND_SNAP,
-                                            FIDREC_VERSION, err, sizeof err);
-            if (!df)
-                abort();
+            size_t len = 0;
+            memcpy(buf, "ENGBOTRF", 8);
+            put32(buf + 8, FIDREC_VERSION);
+            put32(buf + 12, kind ? FIDREC_KIND_LOG : FIDREC_KIND_SNAP);
+            len = 16;
+            uint32_t records = 0;
             for (size_t i = 0; i + 2 <= size;) {
                 size_t n = data[i] | (size_t)data[i + 1] << 8;
                 i += 2;
                 if (n > size - i)
                     n = size - i;
-                if (n)
-                    dfile_record(df, data + i, n);
+                if (n) {
+                    uint8_t lb[4];
+                    put32(lb, (uint32_t)n);
+                    put32(buf + len, (uint32_t)n);
+                    put32(buf + len + 4, crc32c(crc32c(0, lb, 4), data + i, n));
+                    memcpy(buf + len + 8, data + i, n);
+                    len += 8 + n;
+                    records++;
+                }
                 i += n;
             }
-            if (dfile_commit(df, NULL, err, sizeof err) < 0)
-                abort();
+            if (!kind) { /* snapshots are sealed */
+                put32(buf + len, 0);
+                put32(buf + len + 4, records);
+                len += 8;
+            }
             struct fileids_opts o = {.max_ids = MAX_IDS};
             struct fileids *f = fileids_open(&o, NULL, NULL, 0);
+            char path[64];
+            snprintf(path, sizeof path, "/proc/self/fd/%d", memfd(buf, len));
             fileids_apply_file(f, path, kind == 1, NULL);
             if (fileids_count(f) > MAX_IDS)
                 abort();
