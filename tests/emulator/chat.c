@@ -275,7 +275,7 @@ static bool show(const cJSON *ev)
         out("%s%s:%s received file %s (%s)\n", C("\033[1;36m"), who, C("\033[0m"),
             str(d, "file_name") ? str(d, "file_name") : "?", sz);
         if (plain)
-            print_text("     ", plain);
+            print_text("    ", plain);
         print_keyboard(chat, mid, markup);
     } else if (strcmp(m, "answerCallbackQuery") == 0) {
         const char *t = str(ev, "text");
