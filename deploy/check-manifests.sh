@@ -97,6 +97,16 @@ else
   grep -v '^ok' "$out/p.txt" | indent
 fi
 
+# The runbook's helper pod, filled in the way the runbook does it.
+sed -e "s|IMAGE|registry.example.com/engbot/queue-svc:0.1.0|" -e "s|CLAIM|queue-svc-data|" \
+  "$k8s/ops/data-pod.yaml" >"$out/data-pod.yaml"
+if node "$tools/k8s-validate.mjs" "$out/data-pod.yaml" >"$out/v.txt" 2>&1; then
+  ok "schema+strict ops/data-pod.yaml (the runbook's backup helper pod)"
+else
+  bad "schema+strict ops/data-pod.yaml"
+  indent <"$out/v.txt"
+fi
+
 # ---- 4. the validators reject bad manifests
 badr="$out/policy-bad.yaml"
 if kubectl kustomize "$tools/testdata/policy-bad" >"$badr" 2>"$out/err.txt"; then

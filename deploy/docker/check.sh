@@ -67,6 +67,9 @@ say() { printf '[docker-check %4ss] %s\n' "$(($(date +%s) - t_start))" "$*"; }
 ok() { passed=$((passed + 1)); say "ok   $*"; }
 bad() { failed=$((failed + 1)); failures+=("$*"); say "FAIL $*"; }
 die() { say "ERROR $*"; exit 1; }
+# Long commands run in the background and are waited for, so a SIGTERM/SIGINT (a CI timeout,
+# Ctrl-C) reaches the trap at once and the cleanup runs.
+bgwait() { "$@" & wait $!; }
 
 # ---------------------------------------------------------------------------------------------
 # 0. The kernel features any container engine needs. Only these may be skipped.
@@ -108,10 +111,10 @@ if [ ! -x "$root/usr/sbin/dockerd" ] || [ ! -f "$root/.unpacked" ]; then
   say "downloading $engine_pkgs (apt-get download, into $cache/debs)"
   rm -rf "$cache/debs" "$root"
   mkdir -p "$cache/debs" "$root"
-  dl() { (cd "$cache/debs" && apt-get download -q -o APT::Sandbox::User=root "$@" >/dev/null); }
+  dl() { (cd "$cache/debs" && bgwait apt-get download -q -o APT::Sandbox::User=root "$@" >/dev/null); }
   if ! dl $engine_pkgs $extra_libs; then
     say "apt-get download failed; running apt-get update once"
-    apt-get update -qq >/dev/null
+    bgwait apt-get update -qq >/dev/null
     dl $engine_pkgs $extra_libs || die "apt-get download $engine_pkgs failed"
   fi
   for f in "$cache"/debs/*.deb; do dpkg -x "$f" "$root"; done
@@ -127,7 +130,7 @@ docker_bin="$root/usr/bin/docker"
 buf=${BUF:-$repo/tests/node/node_modules/.bin/buf}
 if [ ! -x "$buf" ]; then
   say "buf not found; npm ci in tests/node"
-  (cd "$repo/tests/node" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) ||
+  (cd "$repo/tests/node" && bgwait npm ci --no-audit --no-fund --loglevel=error >/dev/null) ||
     die "npm ci in tests/node failed"
 fi
 
@@ -217,7 +220,7 @@ if [ ! -f "$base_tar" ]; then
     /etc/apt/sources.list.d/debian.sources /etc/apt/sources.list 2>/dev/null || true)
   mirror=${mirror:-http://deb.debian.org/debian}
   DEBOOTSTRAP_DIR="$root/usr/share/debootstrap" PATH="$engine_path" \
-    "$root/usr/sbin/debootstrap" --variant=minbase \
+    bgwait "$root/usr/sbin/debootstrap" --variant=minbase \
     --keyring=/usr/share/keyrings/debian-archive-keyring.gpg \
     bookworm "$rootfs" "$mirror" >"$run/debootstrap.log" 2>&1 ||
     { tail -20 "$run/debootstrap.log" >&2; die "debootstrap failed"; }
@@ -250,7 +253,7 @@ EOF
 fi
 if ! docker image inspect "$base_tag" >/dev/null 2>&1; then
   say "importing $base_tag"
-  docker import "$base_tar" "$base_tag" >/dev/null
+  bgwait docker import "$base_tar" "$base_tag" >/dev/null
 fi
 
 # ---------------------------------------------------------------------------------------------
@@ -262,7 +265,7 @@ build_ok=()
 for p in $programs; do
   t0=$(date +%s)
   say "building engbot/$p:$tag"
-  if DOCKER_BUILDKIT=1 docker build --network=host --progress=plain \
+  if DOCKER_BUILDKIT=1 bgwait docker build --network=host --progress=plain \
       -f "$dockerfile" --target "$p" \
       --build-arg BASE_IMAGE="$base_tag" --build-arg BUILD_IMAGE="$base_tag" \
       --build-arg VERSION="$version" --build-arg JOBS="$jobs" \
@@ -325,6 +328,13 @@ image_checks() { # static checks of one image
     bad "$p: build tools or headers in the runtime image"
   else
     ok "$p: no compiler, cmake, protoc, git or headers in the runtime image ($(echo "$files" | wc -l) paths)"
+  fi
+  # The runbook's helper pod runs `sleep` from the service's image and `kubectl cp` runs `tar`.
+  if docker run --rm --read-only --cap-drop=ALL --network=none --entrypoint sleep "$img" 0 2>/dev/null &&
+     docker run --rm --read-only --cap-drop=ALL --network=none --entrypoint tar "$img" --version >/dev/null 2>&1; then
+    ok "$p: sleep and tar run from the image (runbook helper pod, kubectl cp)"
+  else
+    bad "$p: sleep or tar missing from the image"
   fi
   v=$(docker run --rm --read-only --cap-drop=ALL --network=none "$img" --version 2>&1 | head -1)
   case "$v" in
@@ -401,6 +411,12 @@ session_domain() { # P GPORT HPORT DATA
     ok "$p: TouchSession (64-bit chat id)" || { bad "$p: TouchSession: $out"; return; }
   out=$(grpc_call "$gp" engbot.session.v1.SessionService/Backup '{"name":"docker-check.snap"}' 2>&1) &&
     ok "$p: Backup -> $(echo "$out" | json_field 'd.get("path")')" || bad "$p: Backup: $out"
+  # `kubectl cp` runs tar in the container: the runbook copies backups off the volume that way.
+  if docker exec "$c" tar -cf - -C /var/lib/engbot/backups docker-check.snap 2>/dev/null | tar -t | grep -qx docker-check.snap; then
+    ok "$p: the backup can be copied out with tar in the container (what kubectl cp does)"
+  else
+    bad "$p: tar in the container cannot read the backup (kubectl cp would fail)"
+  fi
   stop_check "$p" "$c"
   docker start "$c" >/dev/null
   if wait_health "$gp" "" 60 "$c"; then
@@ -435,7 +451,7 @@ session_domain() { # P GPORT HPORT DATA
 queue_domain() { # P GPORT HPORT DATA
   local p=$1 gp=$2 hp=$3 data=$4 c="engbot-check-$1-$$" out
   out=$(grpc_call "$gp" engbot.queue.v1.QueueService/Enqueue \
-    '{"lane_key":"-1001234567890123","method":"sendMessage","payload":"e30=","dedupe_key":"docker-check","timeout_ms":600000}' 2>&1) &&
+    '{"lane_key":"-1001234567890123","lane_kind":"LANE_KIND_GROUP","method":"sendMessage","payload":"e30=","dedupe_key":"docker-check","timeout_ms":600000}' 2>&1) &&
     ok "$p: Enqueue" || { bad "$p: Enqueue: $out"; return; }
   stop_check "$p" "$c"
   tar -C "$data" -cf "$run/queue-backup.tar" .
@@ -502,7 +518,12 @@ for p in "${build_ok[@]+"${build_ok[@]}"}"; do
 done
 
 # The gateway, wired to the service containers and (when a host build has it) the Bot API
-# emulator, its token from a read-only file as a Kubernetes Secret would mount it.
+# emulator, its token from a read-only file as a Kubernetes Secret would mount it. With all
+# three services up it also runs the runbook's canary: a second session-svc container serves
+# the chats in CANARY_CHAT_IDS, and the gateway's metrics show the split.
+emu_tx() { # emu_tx CHAT: the emulator's transcript of the bot's actions in one chat
+  curl -s --max-time 15 "http://127.0.0.1:$emu_port/control/transcript?chat_id=$1&since=0&wait_ms=10000"
+}
 if printf '%s\n' "${build_ok[@]+"${build_ok[@]}"}" | grep -qx gateway; then
   p=gateway c="engbot-check-gateway-$$"
   hp=$(free_port)
@@ -529,19 +550,58 @@ if printf '%s\n' "${build_ok[@]+"${build_ok[@]}"}" | grep -qx gateway; then
     host_procs+=($!)
     args+=(-e TELEGRAM_API_URL="http://127.0.0.1:$emu_port")
   else
-    say "no $emu on the host: the gateway runs without a Bot API (readiness not required)"
+    say "no $emu on the host: the gateway runs without a Bot API (no end-to-end or canary check)"
     args+=(-e TELEGRAM_API_URL="http://127.0.0.1:9")
+  fi
+  e2e=0
+  [ -n "$emu_port" ] && [ "${#gports[@]}" -eq 3 ] && e2e=1
+  canary_chat=777000777 stable_chat=424242
+  if [ "$e2e" = 1 ]; then
+    cdata="$run/data-session-svc-canary"
+    mkdir -p "$cdata" && chown 65532:65532 "$cdata"
+    cgp=$(free_port); chp=$(free_port)
+    start "engbot-check-session-svc-canary-$$" "engbot/session-svc:$tag" \
+      -e GRPC_LISTEN="127.0.0.1:$cgp" -e HTTP_LISTEN="127.0.0.1:$chp" \
+      --mount "type=bind,src=$cdata,dst=/var/lib/engbot"
+    wait_health "$cgp" "" 60 "engbot-check-session-svc-canary-$$" ||
+      bad "session-svc canary container not SERVING"
+    args+=(-e SESSION_SVC_CANARY_ADDR="127.0.0.1:$cgp" -e CANARY_CHAT_IDS="$canary_chat")
   fi
   start "$c" "engbot/$p:$tag" "${args[@]}"
   end=$(($(date +%s) + 30))
   while [ "$(date +%s)" -lt "$end" ] && [ "$(http_code "$hp" /healthz)" != 200 ]; do sleep 0.3; done
   [ "$(http_code "$hp" /healthz)" = 200 ] && ok "gateway: /healthz 200 (read-only, cap-drop ALL, non-root)" ||
     { bad "gateway: /healthz not 200"; docker logs --tail 20 "$c" 2>&1 | sed 's/^/    /'; }
-  if [ -n "$emu_port" ] && [ "${#gports[@]}" -eq 3 ]; then
+  if [ "$e2e" = 1 ]; then
     end=$(($(date +%s) + 30))
-    while [ "$(date +%s)" -lt "$end" ] && [ "$(http_code "$hp" /readyz)" != 200 ]; do sleep 0.5; done
-    [ "$(http_code "$hp" /readyz)" = 200 ] && ok "gateway: /readyz 200 with the three service containers and the emulator" ||
-      bad "gateway: /readyz $(http_code "$hp" /readyz) with every dependency up"
+    while [ "$(date +%s)" -lt "$end" ] && [ "$(http_code "$hp" '/readyz?strict=1')" != 200 ]; do sleep 0.5; done
+    [ "$(http_code "$hp" '/readyz?strict=1')" = 200 ] &&
+      ok "gateway: /readyz?strict=1 200: every dependency reachable between containers" ||
+      bad "gateway: /readyz?strict=1 $(http_code "$hp" '/readyz?strict=1') with every dependency up"
+    for chat in $stable_chat $canary_chat; do
+      curl -s --max-time 5 -XPOST "http://127.0.0.1:$emu_port/control/message" \
+        -d "{\"chat_id\":$chat,\"user_id\":$chat,\"text\":\"/start\"}" >/dev/null
+    done
+    for chat in $stable_chat $canary_chat; do
+      tx=$(emu_tx "$chat")
+      echo "$tx" | grep -q '"method":"sendMessage"' && ok "end to end: /start in chat $chat answered (emulator -> gateway -> services -> emulator)" ||
+        bad "end to end: no reply in chat $chat: $tx"
+    done
+    has_session() { grpc_call "$1" engbot.session.v1.SessionService/GetSession "{\"chat_id\":\"$2\"}" >/dev/null 2>&1; }
+    if has_session "$cgp" $canary_chat && ! has_session "$cgp" $stable_chat &&
+       has_session "${gports[session-svc]}" $stable_chat && ! has_session "${gports[session-svc]}" $canary_chat; then
+      ok "canary: chat $canary_chat's session is on the canary session-svc, chat $stable_chat's on stable"
+    else
+      bad "canary: sessions not split by CANARY_CHAT_IDS"
+    fi
+    m=$(curl -s --max-time 5 "http://127.0.0.1:$hp/metrics")
+    canary_updates=$(echo "$m" | awk '/^engbot_gateway_updates_by_track_total\{track="canary"\}/ {print $2}')
+    canary_calls=$(echo "$m" | awk '/^engbot_gateway_dependency_calls_total\{.*dependency="session".*track="canary".*result="ok"/ {print $2}')
+    if [ "${canary_updates:-0}" != 0 ] && [ "${canary_calls:-0}" != 0 ]; then
+      ok "canary metrics: engbot_gateway_updates_by_track_total{track=\"canary\"} $canary_updates, session calls to the canary ok $canary_calls"
+    else
+      bad "canary metrics missing: updates_by_track canary='$canary_updates', dependency calls canary ok='$canary_calls'"
+    fi
   fi
   curl -s --max-time 5 "http://127.0.0.1:$hp/metrics" | grep -q "^engbot_build_info{.*version=\"$version\"" &&
     ok "gateway: /metrics has engbot_build_info version=$version" || bad "gateway: /metrics lacks engbot_build_info"
@@ -551,6 +611,7 @@ if printf '%s\n' "${build_ok[@]+"${build_ok[@]}"}" | grep -qx gateway; then
   stop_check gateway "$c"
   if docker logs "$c" 2>&1 | grep -qF "${token#*:}"; then bad "gateway: the bot token appears in its logs"
   else ok "gateway: the bot token never appears in its logs"; fi
+  [ "$e2e" = 1 ] && stop_check session-svc-canary "engbot-check-session-svc-canary-$$"
 fi
 
 # The services last: SIGTERM each (the gateway is gone, nothing in flight).

@@ -93,10 +93,10 @@ function cmdMetrics(repo, rulesFile) {
   const rules = YAML.parse(fs.readFileSync(rulesFile, "utf8"));
   const groups = rules.spec?.groups || rules.groups;
   const src = ["common", "session-svc", "cache-svc", "queue-svc", "gateway"].map((d) => sources(repo, d)).join("\n");
-  const exported = new Set([...src.matchAll(/"((?:engbot|grpc|process)_[a-z0-9_]+)"/g)].map((m) => m[1]));
+  const exported = new Set([...src.matchAll(/"((?:engbot|grpc|process|queue)_[a-z0-9_]+)"/g)].map((m) => m[1]));
   for (const g of groups) {
     for (const r of g.rules) {
-      const names = new Set([...String(r.expr).matchAll(/\b((?:engbot|grpc_server|process)_[a-z0-9_]+)\b/g)]
+      const names = new Set([...String(r.expr).matchAll(/\b((?:engbot|grpc_server|process|queue)_[a-z0-9_]+)\b/g)]
         .map((m) => m[1].replace(/_(bucket|sum|count)$/, "")));
       const missing = [...names].filter((n) => !exported.has(n));
       if (missing.length) bad(`alert ${r.alert}: no program exports ${missing.join(", ")}`);

@@ -31,6 +31,7 @@
 //   secret         (render-wide) no Secret objects: they are created out of band
 //   namespace      (render-wide) one namespace for every namespaced object
 //   canary         a *-canary Deployment equals its stable one but for image tag, names, track
+//                  and the settings it declares in annotation engbot.dev/canary-overrides
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -249,7 +250,16 @@ export function checkPolicy(docs) {
           if (typeof v === "string") return v.replace(/-canary(?=$|[-.])/g, "");
           return v;
         });
-        if (norm(d.spec) !== norm(stable.spec)) fail("canary", d, "differs from its stable Deployment beyond image tag, names and track");
+        // Settings the canary declares as its own (annotation engbot.dev/canary-overrides) are
+        // left out of the comparison.
+        const overrides = new Set(String(d.metadata.annotations?.["engbot.dev/canary-overrides"] || "")
+          .split(",").map((x) => x.trim()).filter(Boolean));
+        const spec = structuredClone(d.spec);
+        for (const c of spec.template?.spec?.containers || []) {
+          if (c.env) c.env = c.env.filter((e) => !overrides.has(e.name));
+          if (c.env && !c.env.length) delete c.env;
+        }
+        if (norm(spec) !== norm(stable.spec)) fail("canary", d, "differs from its stable Deployment beyond image tag, names, track and its declared overrides");
         // A shared read-only volume (the files) is the very same claim, not a canary copy.
         for (const v of stable.spec.template.spec.volumes || []) {
           if (!v.persistentVolumeClaim?.readOnly) continue;
