@@ -88,10 +88,8 @@ fi
 
 # ---- build ----
 if [ "${ENGBOT_SKIP_BUILD:-0}" != 1 ]; then
-  if ! command -v cmake >/dev/null || ! command -v protoc-c >/dev/null || ! command -v pkg-config >/dev/null; then
-    say "installing the build tools (deploy/setup-debian.sh)"
-    "$ROOT/deploy/setup-debian.sh" || { echo "engbot: setup failed" >&2; exit 1; }
-  fi
+  # Idempotent and quick when everything is there: installs what a fresh machine lacks.
+  "$ROOT/deploy/setup-debian.sh" --no-npm || { echo "engbot: setup failed" >&2; exit 1; }
   say "building in $BUILD (log: $LOGS/build.log)"
   {
     [ -f "$BUILD/CMakeCache.txt" ] || cmake -S "$ROOT" -B "$BUILD"
