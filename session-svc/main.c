@@ -83,8 +83,8 @@ int main(int argc, char **argv)
                                      "Sessions removed after INACTIVITY_THRESHOLD of inactivity."),
         .m_evicted = metrics_counter("engbot_sessions_evicted_total",
                                      "Least recently active sessions evicted at MAX_SESSIONS."),
-        .m_deleted = metrics_counter("engbot_sessions_deleted_total",
-                                     "Sessions removed by DeleteSession."),
+        .m_deleted =
+            metrics_counter("engbot_sessions_deleted_total", "Sessions removed by DeleteSession."),
     };
     struct store *st = store_new(&so);
     metrics_gauge_fn("engbot_sessions_active", "Sessions in memory now.", active_sessions, st);
@@ -115,9 +115,10 @@ int main(int argc, char **argv)
     struct persist_load_info info;
     ss.persist = persist_open(&po, st, &info, err, sizeof err);
     if (!ss.persist) {
-        LOG_ERROR("cannot start: the session state cannot be loaded or saved",
-                  LF_STR("setting", cfg.restore_from && *cfg.restore_from ? "RESTORE_FROM" : "DATA_DIR"),
-                  LF_STR("error", err));
+        LOG_ERROR(
+            "cannot start: the session state cannot be loaded or saved",
+            LF_STR("setting", cfg.restore_from && *cfg.restore_from ? "RESTORE_FROM" : "DATA_DIR"),
+            LF_STR("error", err));
         svc_drain(s);
         svc_free(s);
         store_free(st);

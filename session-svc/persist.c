@@ -197,7 +197,8 @@ int persist_apply_log_record(struct store *st, const uint8_t *rec, size_t len)
     return rc;
 }
 
-/* ---- the change sink --------------------------------------------------------------------------- */
+/* ---- the change sink ---------------------------------------------------------------------------
+ */
 static void sink(void *arg, enum store_change ch, enum store_reason why, const struct session *s)
 {
     struct persist *p = arg;
@@ -223,9 +224,11 @@ static void sink(void *arg, enum store_change ch, enum store_reason why, const s
         break;
     case STORE_CH_DELETE:
         rm.chat_id = s->chat_id;
-        rm.reason = why == STORE_R_EXPIRED   ? ENGBOT__SESSION__STORE__V1__REMOVE_REASON__REMOVE_REASON_EXPIRED
-                    : why == STORE_R_EVICTED ? ENGBOT__SESSION__STORE__V1__REMOVE_REASON__REMOVE_REASON_EVICTED
-                                             : ENGBOT__SESSION__STORE__V1__REMOVE_REASON__REMOVE_REASON_CALL;
+        rm.reason = why == STORE_R_EXPIRED
+                        ? ENGBOT__SESSION__STORE__V1__REMOVE_REASON__REMOVE_REASON_EXPIRED
+                    : why == STORE_R_EVICTED
+                        ? ENGBOT__SESSION__STORE__V1__REMOVE_REASON__REMOVE_REASON_EVICTED
+                        : ENGBOT__SESSION__STORE__V1__REMOVE_REASON__REMOVE_REASON_CALL;
         r.op_case = ENGBOT__SESSION__STORE__V1__LOG_RECORD__OP_REMOVE;
         r.remove = &rm;
         break;
@@ -249,7 +252,8 @@ static void sink(void *arg, enum store_change ch, enum store_reason why, const s
         pbs_done(&b);
 }
 
-/* ---- reading files ---------------------------------------------------------------------------- */
+/* ---- reading files ----------------------------------------------------------------------------
+ */
 struct snap_reader {
     struct store *st; /* NULL: only validate */
     uint64_t index;
@@ -320,7 +324,8 @@ int persist_read_log(const char *path, struct store *st, bool *damaged)
     return rc;
 }
 
-/* ---- paths and generations -------------------------------------------------------------------- */
+/* ---- paths and generations --------------------------------------------------------------------
+ */
 static void log_path(const struct persist *p, uint64_t gen, char *out, size_t cap)
 {
     snprintf(out, cap, "%s/" LOG_PREFIX "%020" PRIu64 LOG_SUFFIX, p->dir, gen);
@@ -405,7 +410,8 @@ static int keep_aside(struct persist *p, const char *path, const char *what, con
     return 0;
 }
 
-/* ---- writing snapshots ------------------------------------------------------------------------ */
+/* ---- writing snapshots ------------------------------------------------------------------------
+ */
 struct snap_buf {
     uint8_t *data;
     size_t len, cap;
@@ -441,7 +447,8 @@ static void snap_collect(void *arg, const struct session *s)
 static int write_table(struct persist *p, const char *path, uint64_t log_gen, const char *purpose,
                        uint64_t *sessions, uint64_t *bytes, char *err, size_t errlen)
 {
-    struct dfile *f = dfile_create(path, PERSIST_KIND_SNAPSHOT, PERSIST_FORMAT_VERSION, err, errlen);
+    struct dfile *f =
+        dfile_create(path, PERSIST_KIND_SNAPSHOT, PERSIST_FORMAT_VERSION, err, errlen);
     if (!f)
         return -1;
     PbHeader h = ENGBOT__SESSION__STORE__V1__SNAPSHOT_HEADER__INIT;
@@ -554,10 +561,11 @@ enum persist_err persist_backup(struct persist *p, const char *name, char *path,
         name = gen_name;
     }
     if (!valid_backup_name(name)) {
-        snprintf(err, errlen,
-                 "backup name '%.140s' is not allowed: use 1-128 characters from A-Z a-z 0-9 . _ -, "
-                 "not starting with a dot (the file goes under DATA_DIR/backups/)",
-                 name);
+        snprintf(
+            err, errlen,
+            "backup name '%.140s' is not allowed: use 1-128 characters from A-Z a-z 0-9 . _ -, "
+            "not starting with a dot (the file goes under DATA_DIR/backups/)",
+            name);
         return PERSIST_EINVAL;
     }
     snprintf(path, pathcap, "%s/%s", p->backup_dir, name);
@@ -579,7 +587,8 @@ enum persist_err persist_backup(struct persist *p, const char *name, char *path,
     return rc;
 }
 
-/* ---- loading ---------------------------------------------------------------------------------- */
+/* ---- loading ----------------------------------------------------------------------------------
+ */
 static void restore_identity(const char *path, const struct snap_reader *r, char *out, size_t cap)
 {
     const char *base = strrchr(path, '/');
@@ -663,8 +672,9 @@ static int load_snap_file(struct persist *p, const char *path, const char *what,
                      LF_STR("file", path), LF_U64("version", res.version));
         return 0;
     }
-    const char *why = res.why[0] ? res.why : !res.sealed ? "not sealed (incomplete file)"
-                                                         : "no header record";
+    const char *why = res.why[0]    ? res.why
+                      : !res.sealed ? "not sealed (incomplete file)"
+                                    : "no header record";
     info->damaged_files++;
     return keep_aside(p, path, what, why, err, errlen) < 0 ? -1 : 2;
 }
@@ -780,13 +790,13 @@ struct persist *persist_open(const struct persist_opts *o, struct store *st,
     p->m_snap_seconds = metrics_histogram("engbot_session_snapshot_duration_seconds",
                                           "Time to write a snapshot of every session.", NULL, 0);
     p->m_snap_bytes = metrics_gauge("engbot_session_snapshot_bytes", "Size of the last snapshot.");
-    p->m_snap_sessions = metrics_gauge("engbot_session_snapshot_sessions",
-                                       "Sessions in the last snapshot.");
+    p->m_snap_sessions =
+        metrics_gauge("engbot_session_snapshot_sessions", "Sessions in the last snapshot.");
     p->m_snap_ts = metrics_gauge("engbot_session_snapshot_last_timestamp_seconds",
                                  "When the last snapshot was written (Unix seconds).");
-    struct metric_family *snaps = metrics_family("engbot_session_snapshots_total",
-                                                 "Snapshots written, by result.", METRIC_COUNTER,
-                                                 "result", NULL, 0);
+    struct metric_family *snaps =
+        metrics_family("engbot_session_snapshots_total", "Snapshots written, by result.",
+                       METRIC_COUNTER, "result", NULL, 0);
     p->m_snap_ok = metrics_child(snaps, "ok");
     p->m_snap_fail = metrics_child(snaps, "error");
     p->m_log_bytes = metrics_gauge("engbot_session_log_bytes",

@@ -27,28 +27,28 @@
 
 struct persist_opts {
     const char *data_dir;
-    const char *restore_from;    /* NULL/"" = none */
-    int64_t sync_interval_ms;    /* the longest a change waits for its fsync */
+    const char *restore_from; /* NULL/"" = none */
+    int64_t sync_interval_ms; /* the longest a change waits for its fsync */
     int64_t snapshot_interval_ms;
-    int64_t compact_log_bytes;   /* snapshot early when the change log grows past this */
-    bool no_fsync;               /* benchmarks only */
+    int64_t compact_log_bytes; /* snapshot early when the change log grows past this */
+    bool no_fsync;             /* benchmarks only */
 };
 
 /* What loading found, for logs, metrics and tests. */
 struct persist_load_info {
-    uint64_t sessions;        /* in the table after loading */
+    uint64_t sessions; /* in the table after loading */
     uint64_t snapshot_records, log_records, skipped_records;
-    unsigned damaged_files;   /* kept aside */
-    bool restored;            /* started from RESTORE_FROM */
-    bool used_prev;           /* the last snapshot was damaged or missing: started from the one before */
+    unsigned damaged_files; /* kept aside */
+    bool restored;          /* started from RESTORE_FROM */
+    bool used_prev; /* the last snapshot was damaged or missing: started from the one before */
     int64_t duration_ms;
 };
 
 enum persist_err {
     PERSIST_OK = 0,
-    PERSIST_EINVAL,  /* bad backup name */
-    PERSIST_EEXIST,  /* backup file already exists */
-    PERSIST_EIO,     /* could not write (err says why) */
+    PERSIST_EINVAL, /* bad backup name */
+    PERSIST_EEXIST, /* backup file already exists */
+    PERSIST_EIO,    /* could not write (err says why) */
 };
 
 struct persist;

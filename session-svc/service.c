@@ -16,9 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_DELETE_KEYS 1024 /* per UpdateSession: deleting absent keys is harmless but not free */
-#define LIST_DEFAULT    100
-#define LIST_MAX        1000
+#define MAX_DELETE_KEYS 1024 /* per UpdateSession: deleting absent keys is harmless but not free   \
+                              */
+#define LIST_DEFAULT 100
+#define LIST_MAX     1000
 
 typedef Engbot__Session__V1__Session PbSession;
 typedef Engbot__Session__V1__Session__StateEntry PbEntry;
@@ -99,9 +100,9 @@ static bool check_text(struct rpc_call *c, const struct session_service *ss, con
 {
     size_t n = strlen(v);
     if (n > max) {
-        *code = rpc_call_errorf(c, RPC_INVALID_ARGUMENT, "%s is %zu bytes; the limit is %zu (%s)",
-                                field, n, max,
-                                max == ss->lim.max_text_bytes ? "MAX_TEXT_BYTES" : "MAX_STATE_BYTES");
+        *code = rpc_call_errorf(
+            c, RPC_INVALID_ARGUMENT, "%s is %zu bytes; the limit is %zu (%s)", field, n, max,
+            max == ss->lim.max_text_bytes ? "MAX_TEXT_BYTES" : "MAX_STATE_BYTES");
         return false;
     }
     if (!utf8_valid(v)) {

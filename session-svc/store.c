@@ -74,7 +74,8 @@ static struct stripe *stripe_of(struct store *st, int64_t chat, uint64_t *h)
     return &st->s[*h >> 58]; /* top 6 bits: NSTRIPES == 64 */
 }
 
-/* ---- the blob --------------------------------------------------------------------------------- */
+/* ---- the blob ---------------------------------------------------------------------------------
+ */
 static size_t varint_len(size_t v)
 {
     size_t n = 1;
@@ -223,7 +224,8 @@ static void notify(struct store *st, enum store_change ch, enum store_reason why
         free(kv);
 }
 
-/* ---- stripes ---------------------------------------------------------------------------------- */
+/* ---- stripes ----------------------------------------------------------------------------------
+ */
 static void publish_tail(struct stripe *s)
 {
     atomic_store_explicit(&s->tail_ms, s->tail ? s->tail->last_ms : INT64_MAX,
@@ -335,7 +337,8 @@ static void expire(struct store *st, struct stripe *s, struct rec *r)
     remove_rec(st, s, r);
 }
 
-/* ---- public ------------------------------------------------------------------------------------ */
+/* ---- public ------------------------------------------------------------------------------------
+ */
 struct store *store_new(const struct store_opts *o)
 {
     struct store *st;
@@ -447,8 +450,8 @@ static void evict_excess(struct store *st)
     }
 }
 
-enum store_err store_touch(struct store *st, int64_t chat_id, int64_t user_id,
-                           struct session *out, store_alloc_fn *alloc, void *ctx, bool *created)
+enum store_err store_touch(struct store *st, int64_t chat_id, int64_t user_id, struct session *out,
+                           store_alloc_fn *alloc, void *ctx, bool *created)
 {
     uint64_t h;
     struct stripe *s = stripe_of(st, chat_id, &h);
@@ -462,8 +465,11 @@ enum store_err store_touch(struct store *st, int64_t chat_id, int64_t user_id,
     *created = r == NULL;
     if (!r) {
         r = xmalloc(sizeof *r);
-        *r = (struct rec){.chat_id = chat_id, .user_id = user_id, .created_ms = now,
-                          .last_ms = now, .version = 1};
+        *r = (struct rec){.chat_id = chat_id,
+                          .user_id = user_id,
+                          .created_ms = now,
+                          .last_ms = now,
+                          .version = 1};
         insert(st, s, r, h);
         count(st, &st->created, st->o.m_created);
         notify(st, STORE_CH_PUT, STORE_R_CALL, r);
@@ -620,7 +626,8 @@ uint64_t store_sweep(struct store *st, int64_t now_ms)
     return removed;
 }
 
-/* ---- listing ---------------------------------------------------------------------------------- */
+/* ---- listing ----------------------------------------------------------------------------------
+ */
 /* Order of the listing: most recent first, then larger chat id first. a "before" b in the list
  * means a_key > b_key. */
 static int cur_cmp(const struct store_cursor *a, const struct store_cursor *b)

@@ -41,8 +41,8 @@ struct session {
     uint32_t page;
     const char *folder_id, *last_search; /* never NULL; "" when empty */
     uint32_t n_state;
-    const struct session_kv *state;      /* sorted by key */
-    void *mem_;                          /* the block holding the above (session_free) */
+    const struct session_kv *state; /* sorted by key */
+    void *mem_;                     /* the block holding the above (session_free) */
 };
 
 /* Allocator for copies handed out; must not fail (abort instead). */
@@ -87,8 +87,8 @@ enum store_err store_get(struct store *st, int64_t chat_id, struct session *out,
 /* Creates (version 1) or refreshes the session. user_id 0 keeps the stored user; a different
  * non-zero user id is a change (version + 1). Refreshing activity alone is not a change. An
  * expired session is replaced by a new one. *created says which happened. */
-enum store_err store_touch(struct store *st, int64_t chat_id, int64_t user_id,
-                           struct session *out, store_alloc_fn *alloc, void *ctx, bool *created);
+enum store_err store_touch(struct store *st, int64_t chat_id, int64_t user_id, struct session *out,
+                           store_alloc_fn *alloc, void *ctx, bool *created);
 
 struct store_update {
     int64_t chat_id;
@@ -97,16 +97,16 @@ struct store_update {
     int64_t user_id, browser_message_id;
     uint32_t page;
     const char *folder_id, *last_search;
-    bool clear_state;               /* first */
-    size_t n_delete;                /* then these keys are removed */
+    bool clear_state; /* first */
+    size_t n_delete;  /* then these keys are removed */
     const char *const *delete_keys;
-    size_t n_set;                   /* then these are added or replaced */
+    size_t n_set; /* then these are added or replaced */
     const struct session_kv *set;
 };
 /* Details of a refused update. */
 struct store_fail {
-    uint64_t current_version;  /* STORE_EVERSION */
-    uint64_t keys, bytes;      /* STORE_EKEYS / STORE_EBYTES: what the state would have been */
+    uint64_t current_version; /* STORE_EVERSION */
+    uint64_t keys, bytes;     /* STORE_EKEYS / STORE_EBYTES: what the state would have been */
 };
 /* Compare-and-swap update: applies u if expected_version matches, increments the version and
  * refreshes last activity. On STORE_EVERSION/EKEYS/EBYTES nothing changes and fail says why. */

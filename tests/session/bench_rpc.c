@@ -118,8 +118,11 @@ static void run(const char *what, bool is_get, int threads)
     int64_t t0 = clock_mono_us();
     size_t cap = MAX_SAMPLES / (size_t)threads;
     for (int i = 0; i < threads; i++) {
-        l[i] = (struct load){.id = i, .get = is_get, .until_us = t0 + seconds * 1000000,
-                             .lat = malloc(cap * sizeof(int64_t)), .cap = cap};
+        l[i] = (struct load){.id = i,
+                             .get = is_get,
+                             .until_us = t0 + seconds * 1000000,
+                             .lat = malloc(cap * sizeof(int64_t)),
+                             .cap = cap};
         pthread_create(&t[i], NULL, loader, &l[i]);
     }
     size_t total = 0;

@@ -93,8 +93,10 @@ int main(int argc, char **argv)
         return 2;
     log_setup("bench", LOG_LVL_WARN, true);
     clock_set_fake(true, 1700000000000LL);
-    struct store_opts o = {.inactivity_ms = HOUR, .max_sessions = (uint64_t)n_sessions,
-                           .max_state_keys = 32, .max_state_bytes = 4096};
+    struct store_opts o = {.inactivity_ms = HOUR,
+                           .max_sessions = (uint64_t)n_sessions,
+                           .max_state_keys = 32,
+                           .max_state_bytes = 4096};
     double rss0 = metrics_process_rss();
     st = store_new(&o);
     int64_t t0 = now_us();
@@ -107,8 +109,13 @@ int main(int argc, char **argv)
         char folder[16];
         snprintf(folder, sizeof folder, "f%" PRId64, i % 5000);
         struct session_kv kv[] = {{"lang", "en"}};
-        struct store_update u = {.chat_id = chat, .expected_version = 1, .has_folder_id = true,
-                                 .folder_id = folder, .has_page = true, .page = 1, .n_set = 1,
+        struct store_update u = {.chat_id = chat,
+                                 .expected_version = 1,
+                                 .has_folder_id = true,
+                                 .folder_id = folder,
+                                 .has_page = true,
+                                 .page = 1,
+                                 .n_set = 1,
                                  .set = kv};
         struct store_fail f;
         store_update(st, &u, &s, NULL, NULL, &f);
@@ -126,8 +133,10 @@ int main(int argc, char **argv)
     /* Snapshot write and load through persist (fsync on, as in production). */
     char data[512];
     snprintf(data, sizeof data, "%s/engbot-bench-store-%d", dir, (int)getpid());
-    struct persist_opts po = {.data_dir = data, .sync_interval_ms = 1000,
-                              .snapshot_interval_ms = 86400000, .compact_log_bytes = 1LL << 34};
+    struct persist_opts po = {.data_dir = data,
+                              .sync_interval_ms = 1000,
+                              .snapshot_interval_ms = 86400000,
+                              .compact_log_bytes = 1LL << 34};
     struct persist_load_info info;
     char err[512];
     struct persist *p = persist_open(&po, st, &info, err, sizeof err);

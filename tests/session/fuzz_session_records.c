@@ -66,7 +66,9 @@ static size_t frame(const uint8_t *in, size_t n, uint8_t *out, bool snapshot, bo
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     clock_set_fake(true, 1700000000000LL);
-    struct store_opts o = {.inactivity_ms = 3600000, .max_sessions = 1000, .max_state_keys = 32,
+    struct store_opts o = {.inactivity_ms = 3600000,
+                           .max_sessions = 1000,
+                           .max_state_keys = 32,
                            .max_state_bytes = 4096};
     struct store *st = store_new(&o);
     int fd = memfd_create("fuzz-records", 0);

@@ -19,7 +19,9 @@
 
 static struct store *mkstore(void)
 {
-    struct store_opts o = {.inactivity_ms = HOUR, .max_sessions = 100000, .max_state_keys = 64,
+    struct store_opts o = {.inactivity_ms = HOUR,
+                           .max_sessions = 100000,
+                           .max_state_keys = 64,
                            .max_state_bytes = 65536};
     return store_new(&o);
 }
@@ -62,8 +64,10 @@ static void rm_rf(char *dir)
 
 static struct persist *open_dir(const char *dir, struct store *st, struct persist_load_info *info)
 {
-    struct persist_opts o = {.data_dir = dir, .sync_interval_ms = 5,
-                             .snapshot_interval_ms = 3600000, .compact_log_bytes = 1 << 30,
+    struct persist_opts o = {.data_dir = dir,
+                             .sync_interval_ms = 5,
+                             .snapshot_interval_ms = 3600000,
+                             .compact_log_bytes = 1 << 30,
                              .no_fsync = true};
     char err[512];
     struct persist *p = persist_open(&o, st, info, err, sizeof err);
@@ -144,18 +148,23 @@ static void touch(struct store *st, int64_t chat, int64_t user)
     session_free(&s);
 }
 
-static void update(struct store *st, int64_t chat, const char *folder, const char *k,
-                   const char *v)
+static void update(struct store *st, int64_t chat, const char *folder, const char *k, const char *v)
 {
     struct session s;
     struct store_fail f;
     if (store_get(st, chat, &s, NULL, NULL) != STORE_OK)
         return;
     struct session_kv set[] = {{k, v}};
-    struct store_update u = {.chat_id = chat, .expected_version = s.version,
-                             .has_folder_id = true, .folder_id = folder, .has_page = true,
-                             .page = 7, .has_browser_message_id = true,
-                             .browser_message_id = 555, .n_set = 1, .set = set};
+    struct store_update u = {.chat_id = chat,
+                             .expected_version = s.version,
+                             .has_folder_id = true,
+                             .folder_id = folder,
+                             .has_page = true,
+                             .page = 7,
+                             .has_browser_message_id = true,
+                             .browser_message_id = 555,
+                             .n_set = 1,
+                             .set = set};
     session_free(&s);
     if (store_update(st, &u, &s, NULL, NULL, &f) == STORE_OK)
         session_free(&s);
@@ -618,8 +627,11 @@ TEST(backup_and_restore)
     close_p(p);
     store_free(b);
     b = mkstore();
-    struct persist_opts o = {.data_dir = dir2, .restore_from = backup, .sync_interval_ms = 5,
-                             .snapshot_interval_ms = 3600000, .compact_log_bytes = 1 << 30,
+    struct persist_opts o = {.data_dir = dir2,
+                             .restore_from = backup,
+                             .sync_interval_ms = 5,
+                             .snapshot_interval_ms = 3600000,
+                             .compact_log_bytes = 1 << 30,
                              .no_fsync = true};
     p = persist_open(&o, b, &info, err, sizeof err);
     ASSERT_TRUE(p != NULL);
@@ -667,8 +679,10 @@ TEST(unwritable_data_dir_is_an_error)
     setup();
     struct store *st = mkstore();
     struct persist_load_info info;
-    struct persist_opts o = {.data_dir = "/proc/engbot-no-such-dir", .sync_interval_ms = 5,
-                             .snapshot_interval_ms = 3600000, .compact_log_bytes = 1 << 30};
+    struct persist_opts o = {.data_dir = "/proc/engbot-no-such-dir",
+                             .sync_interval_ms = 5,
+                             .snapshot_interval_ms = 3600000,
+                             .compact_log_bytes = 1 << 30};
     char err[512];
     ASSERT_TRUE(persist_open(&o, st, &info, err, sizeof err) == NULL);
     ASSERT_CONTAINS(err, "/proc/engbot-no-such-dir");

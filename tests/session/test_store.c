@@ -14,7 +14,9 @@
 static struct store *mk(uint64_t max, uint32_t keys, uint32_t bytes)
 {
     clock_set_fake(true, T0);
-    struct store_opts o = {.inactivity_ms = HOUR, .max_sessions = max, .max_state_keys = keys,
+    struct store_opts o = {.inactivity_ms = HOUR,
+                           .max_sessions = max,
+                           .max_state_keys = keys,
                            .max_state_bytes = bytes};
     return store_new(&o);
 }
@@ -175,8 +177,13 @@ TEST(update_is_compare_and_swap)
     struct session s;
     struct store_fail f;
     struct session_kv set[] = {{"lang", "en"}, {"mode", "browse"}};
-    struct store_update u = {.chat_id = 9, .expected_version = 1, .has_folder_id = true,
-                             .folder_id = "f/1", .has_page = true, .page = 3, .n_set = 2,
+    struct store_update u = {.chat_id = 9,
+                             .expected_version = 1,
+                             .has_folder_id = true,
+                             .folder_id = "f/1",
+                             .has_page = true,
+                             .page = 3,
+                             .n_set = 2,
                              .set = set};
     clock_advance_ms(10);
     ASSERT_EQ(store_update(st, &u, &s, NULL, NULL, &f), STORE_OK);
@@ -197,8 +204,8 @@ TEST(update_is_compare_and_swap)
     ASSERT_EQ(s.page, 3);
     session_free(&s);
     /* Unnamed fields stay. */
-    struct store_update u2 = {.chat_id = 9, .expected_version = 2, .has_last_search = true,
-                              .last_search = "gear box"};
+    struct store_update u2 = {
+        .chat_id = 9, .expected_version = 2, .has_last_search = true, .last_search = "gear box"};
     ASSERT_EQ(store_update(st, &u2, &s, NULL, NULL, &f), STORE_OK);
     ASSERT_STREQ(s.folder_id, "f/1");
     ASSERT_STREQ(s.last_search, "gear box");
@@ -242,8 +249,8 @@ TEST(state_delete_clear_and_limits)
     ASSERT_EQ(s.n_state, 1);
     session_free(&s);
     struct session_kv big2[] = {{"kk", "0123456789012345678"}};
-    struct store_update u4 = {.chat_id = 1, .expected_version = 4, .clear_state = true,
-                              .n_set = 1, .set = big2};
+    struct store_update u4 = {
+        .chat_id = 1, .expected_version = 4, .clear_state = true, .n_set = 1, .set = big2};
     ASSERT_EQ(store_update(st, &u4, &s, NULL, NULL, &f), STORE_EBYTES);
     ASSERT_EQ(f.bytes, 21);
     /* Replacing a key's value counts once. */
@@ -372,14 +379,20 @@ TEST(load_orders_by_activity_and_applies_limits)
     struct store *st = mk(3, 8, 1024);
     struct session_kv kv[] = {{"z", "1"}, {"a", "2"}};
     for (int i = 1; i <= 5; i++) {
-        struct session s = {.chat_id = i, .user_id = 10 + i, .created_ms = T0,
+        struct session s = {.chat_id = i,
+                            .user_id = 10 + i,
+                            .created_ms = T0,
                             .last_active_ms = T0 - 1000 * (6 - i) + (i == 1 ? 10000 : 0),
-                            .version = (uint64_t)i, .page = (uint32_t)i, .folder_id = "f",
-                            .last_search = "", .n_state = 2, .state = kv};
+                            .version = (uint64_t)i,
+                            .page = (uint32_t)i,
+                            .folder_id = "f",
+                            .last_search = "",
+                            .n_state = 2,
+                            .state = kv};
         store_load_put(st, &s);
     }
-    store_load_touch(st, 2, 99, T0, 7);   /* chat 2 becomes the most recent */
-    store_load_touch(st, 777, 1, T0, 1);  /* unknown chat: ignored */
+    store_load_touch(st, 2, 99, T0, 7);  /* chat 2 becomes the most recent */
+    store_load_touch(st, 777, 1, T0, 1); /* unknown chat: ignored */
     store_load_delete(st, 4);
     ASSERT_EQ(store_count(st), 4);
     store_load_done(st, T0);
@@ -423,8 +436,8 @@ static void *cas_worker(void *arg)
             char buf[32];
             snprintf(buf, sizeof buf, "%ld", n + 1);
             struct session_kv set[] = {{"n", buf}};
-            struct store_update u = {.chat_id = 1, .expected_version = s.version, .n_set = 1,
-                                     .set = set};
+            struct store_update u = {
+                .chat_id = 1, .expected_version = s.version, .n_set = 1, .set = set};
             session_free(&s);
             struct session out;
             enum store_err e = store_update(w->st, &u, &out, NULL, NULL, &f);
