@@ -16,7 +16,22 @@ import unittest
 import urllib.error
 import urllib.request
 
+import engbot_test
 from engbot_test import BIN, Proc, http_get, metric, wait_until
+
+# To run a sanitized gateway against unsanitized services (when another component's sanitizer
+# build is broken), point GW_E2E_SERVICES_BIN at that build's bin/.
+SERVICES_BIN = os.environ.get("GW_E2E_SERVICES_BIN") or BIN
+
+
+def _other(name, **kw):
+    """A Proc of a program other than the gateway (from SERVICES_BIN)."""
+    saved = engbot_test.BIN
+    engbot_test.BIN = SERVICES_BIN
+    try:
+        return Proc(name, **kw)
+    finally:
+        engbot_test.BIN = saved
 
 TOKEN = "123456789:AAEtestToken_gateway-e2e"
 BOT_ID = 123456789
@@ -24,7 +39,7 @@ USERNAME = "engbot_emulator_bot"
 
 
 def have(name):
-    return os.path.exists(os.path.join(BIN, name))
+    return os.path.exists(os.path.join(BIN if name == "gateway" else SERVICES_BIN, name))
 
 
 def require(*names):
@@ -65,7 +80,7 @@ class Stack:
         self.procs = []
         self.svc = {}
         self.ports = {}
-        self.emu = self._track(Proc("bot-api-emulator", grpc=False,
+        self.emu = self._track(_other("bot-api-emulator", grpc=False,
                                     env=dict({"BOT_TOKEN": TOKEN}, **(emu_env or {})),
                                     workdir=self._dir("emu")))
         self.files = make_catalogue(self._dir("files"), **(catalogue_kwargs or {}))
@@ -103,8 +118,8 @@ class Stack:
         binary = f"{name}-svc"
         require(binary)
         key = name + suffix
-        p = Proc(binary, args=self.service_args(name, self.ports.get(key, 0), suffix),
-                 workdir=self._dir(key + "-work"))
+        p = _other(binary, args=self.service_args(name, self.ports.get(key, 0), suffix),
+                   workdir=self._dir(key + "-work"))
         p.wait_serving()
         self.ports[key] = p.grpc_port
         self.svc[key] = self._track(p)
@@ -159,13 +174,20 @@ class Stack:
         return self.gw
 
     def close(self):
+        """Stops everything; fails (after cleaning up) when a program did not exit cleanly in
+        time or a sanitizer reported anything."""
+        errors = []
         for p in reversed(self.procs):
-            if p.alive():
-                try:
+            try:
+                if p.alive():
                     p.stop(timeout=15)
-                except AssertionError:
-                    pass
+                else:
+                    p.check_sanitizers()
+            except AssertionError as e:
+                errors.append(str(e))
         shutil.rmtree(self.tmp, ignore_errors=True)
+        if errors:
+            raise AssertionError("\n".join(errors))
 
     # ---- the emulator's control API ------------------------------------------------------
     def ctl(self, path, body=None, timeout=30, method=None):
