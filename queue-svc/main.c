@@ -185,6 +185,7 @@ int main(int argc, char **argv)
         svc_drain(s);
         svc_free(s);
         qservice_free(qs);
+        conf_free(tables);
         return 1;
     }
     qmetrics_watch(b);
@@ -192,10 +193,12 @@ int main(int argc, char **argv)
     svc_set_ready(s, true, NULL);
 
     svc_wait(s);
-    svc_drain(s);    /* answers waiting Leases, lets calls in flight finish */
+    svc_drain(s); /* answers waiting Leases, lets calls in flight finish */
+    qmetrics_unwatch();
     broker_close(b); /* last compaction, WAL flushed and closed */
     svc_free(s);
     qservice_free(qs);
     LOG_INFO("stopped");
+    conf_free(tables);
     return 0;
 }

@@ -4,6 +4,8 @@
 
 #include "metrics.h"
 
+#include <pthread.h>
+
 static const double seconds_buckets[] = {0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1,
                                          2.5,   5,     10,   30,   60,  300, 1800};
 static const double batch_buckets[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096};
@@ -75,20 +77,40 @@ void qmetrics_init(struct broker_opts *o)
                                   "Write-ahead log writes that failed (the answer was UNAVAILABLE).");
 }
 
+/* The broker the scrape-time gauges read; NULL once it is being closed. */
+static pthread_mutex_t watch_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct broker *watched;
+
 static double wal_bytes_fn(void *arg)
 {
-    return (double)broker_wal_bytes(arg);
+    pthread_mutex_lock(&watch_mu);
+    double v = watched ? (double)broker_wal_bytes(watched) : 0;
+    pthread_mutex_unlock(&watch_mu);
+    return v;
 }
 
 static double waiting(void *arg)
 {
-    return (double)broker_waiting(arg);
+    pthread_mutex_lock(&watch_mu);
+    double v = watched ? (double)broker_waiting(watched) : 0;
+    pthread_mutex_unlock(&watch_mu);
+    return v;
 }
 
 void qmetrics_watch(struct broker *b)
 {
+    pthread_mutex_lock(&watch_mu);
+    watched = b;
+    pthread_mutex_unlock(&watch_mu);
     metrics_gauge_fn("queue_wal_bytes", "Bytes in the current write-ahead log generation.",
-                     wal_bytes_fn, b);
+                     wal_bytes_fn, NULL);
     metrics_gauge_fn("queue_lease_waiting", "Lease calls waiting for a job (long polls).", waiting,
-                     b);
+                     NULL);
+}
+
+void qmetrics_unwatch(void)
+{
+    pthread_mutex_lock(&watch_mu);
+    watched = NULL;
+    pthread_mutex_unlock(&watch_mu);
 }

@@ -160,16 +160,17 @@ void queue_free(struct queue *q)
 {
     if (!q)
         return;
+    /* The heaps first: heap_free touches the nodes, which live in the lanes and jobs. */
+    heap_free(&q->ready);
+    heap_free(&q->deadlines);
+    heap_free(&q->leases);
+    heap_free(&q->idle);
     hmap_each(&q->jobs, free_job_cb, NULL);
     hmap_each(&q->lanes, free_lane_cb, NULL);
     hmap_each(&q->dedupe, free_dd_cb, NULL);
     hmap_free(&q->jobs);
     hmap_free(&q->lanes);
     hmap_free(&q->dedupe);
-    heap_free(&q->ready);
-    heap_free(&q->deadlines);
-    heap_free(&q->leases);
-    heap_free(&q->idle);
     free(q);
 }
 

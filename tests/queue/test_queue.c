@@ -279,8 +279,9 @@ TEST(lease_expiry_returns_the_job)
     ASSERT_EQ(again->attempts, 2);
     ASSERT_NE(again->lease_token, token);
     ASSERT_EQ(queue_ack(q, id, token, 1001), Q_ELEASE);
-    ASSERT_EQ(queue_ack(q, id, again->lease_token, 1001), Q_OK);
-    ASSERT_EQ(queue_ack(q, id, again->lease_token, 1001), Q_ENOTFOUND);
+    uint64_t token2 = again->lease_token;
+    ASSERT_EQ(queue_ack(q, id, token2, 1001), Q_OK); /* frees the job */
+    ASSERT_EQ(queue_ack(q, id, token2, 1001), Q_ENOTFOUND);
     CHECK(q);
     queue_free(q);
 }

@@ -289,7 +289,8 @@ static char *digest(const struct queue *q)
     struct digest d = {.lane = INT64_MIN};
     struct queue_visitor v = {&d, dg_job, dg_dedupe, dg_lane};
     queue_visit(q, &v, NOW);
-    qsort(d.lines, d.n, sizeof *d.lines, cmp_str);
+    if (d.n)
+        qsort(d.lines, d.n, sizeof *d.lines, cmp_str);
     size_t len = 1;
     for (size_t i = 0; i < d.n; i++)
         len += strlen(d.lines[i]) + 1;
