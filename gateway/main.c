@@ -23,6 +23,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -161,6 +162,7 @@ static const struct conf_opt opts[] = {
 
 static atomic_bool g_ready, g_draining;
 static struct deps *g_deps;
+static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER; /* guards g_not_ready */
 static char g_not_ready[128] = "starting up";
 
 static void die(const char *setting, const char *why)
@@ -196,7 +198,9 @@ static void h_readyz(void *ud, const struct httpd_req *req, struct httpd_resp *r
         httpd_printf(resp, "text/plain", "not ready: shutting down\n%s\n", deps);
     } else if (!atomic_load(&g_ready)) {
         resp->status = 503;
+        pthread_mutex_lock(&g_mu);
         httpd_printf(resp, "text/plain", "not ready: %s\n%s\n", g_not_ready, deps);
+        pthread_mutex_unlock(&g_mu);
     } else if (!all && strict && strcmp(strict, "1") == 0) {
         resp->status = 503;
         httpd_printf(resp, "text/plain", "degraded\n%s\n", deps);
@@ -315,7 +319,9 @@ static bool call_until_ok(struct tg_http *tg, const char *method, const char *bo
             tg_resp_free(&r);
             return true;
         }
+        pthread_mutex_lock(&g_mu);
         snprintf(g_not_ready, sizeof g_not_ready, "%s failing", method);
+        pthread_mutex_unlock(&g_mu);
         LOG_WARN("Bot API call failed at start-up: retrying", LF_STR("method", method),
                  LF_STR("api", tg_http_host(tg)), LF_I64("http_status", r.http_status),
                  LF_STR("error", rc ? r.err : env->description[0] ? env->description : err),
