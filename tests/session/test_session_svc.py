@@ -190,6 +190,38 @@ class SessionSvcTest(unittest.TestCase):
                      pb.ListSessionsResponse)
             self.assertEqual(len(r.sessions), 0)
 
+    def test_concurrent_calls_on_same_and_different_chats(self):
+        p = self.svc()
+        with p.channel() as ch:
+            fn = ch.unary_unary(SVC + "TouchSession",
+                                request_serializer=lambda m: m.SerializeToString(),
+                                response_deserializer=pb.TouchSessionResponse.FromString)
+            # 2000 calls in flight at once: 10 on each of 200 chats.
+            futs = [fn.future(pb.TouchSessionRequest(chat_id=1000 + i % 200, user_id=1), timeout=30)
+                    for i in range(2000)]
+            created = sum(f.result().created for f in futs)
+            self.assertEqual(created, 200)  # exactly one creation per chat
+            touch(ch, 1)
+            # Compare-and-swap increments of one counter from 8 threads.
+            def incr(n):
+                for _ in range(n):
+                    while True:
+                        s = get(ch, 1).session
+                        v = int(s.state.get("n", "0"))
+                        code, _ = status_of(update, ch, 1, s.version, set_state={"n": str(v + 1)})
+                        if code == grpc.StatusCode.OK:
+                            break
+                        self.assertEqual(code, grpc.StatusCode.ABORTED)
+            ts = [threading.Thread(target=incr, args=(40,)) for _ in range(8)]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join()
+            s = get(ch, 1).session
+            self.assertEqual((s.state["n"], s.version), ("320", 321))
+            st = call(ch, "GetStats", pb.GetStatsRequest(), pb.GetStatsResponse)
+            self.assertEqual((st.active, st.created_total), (201, 201))
+
     # ---- limits ---------------------------------------------------------------------------------
     def test_cleanup_removes_only_idle_sessions(self):
         p = self.svc("--inactivity-threshold=1s", "--cleanup-interval=100ms")
