@@ -263,7 +263,8 @@ static void set_kids(struct cat *c, uint32_t folder, uint32_t *kids, uint32_t n,
     f->nkids = n;
     f->capkids = cap;
     c->kid_bytes += cap * sizeof(uint32_t);
-    qsort_r(f->kids, f->nkids, sizeof(uint32_t), kid_cmp, c);
+    if (n)
+        qsort_r(f->kids, f->nkids, sizeof(uint32_t), kid_cmp, c);
 }
 
 /* ---- public ----------------------------------------------------------------------------------- */
@@ -328,13 +329,14 @@ int cat_sync_folder(struct cat *c, const char *path, struct cat_item *items, siz
     uint32_t f = cat_by_path(c, path);
     if (f == CAT_NONE || c->e[f].kind != CAT_FOLDER)
         return -1;
-    qsort(items, n, sizeof *items, item_cmp);
+    if (n)
+        qsort(items, n, sizeof *items, item_cmp);
     /* Removals first: a folder renamed on disk drops its old path (and inotify watch) before
      * the new one is added. */
     for (uint32_t i = 0; i < c->e[f].nkids; i++) {
         uint32_t k = c->e[f].kids[i];
         struct cat_item key = {.name = ent_name(&c->e[k])};
-        const struct cat_item *it = bsearch(&key, items, n, sizeof *items, item_cmp);
+        const struct cat_item *it = n ? bsearch(&key, items, n, sizeof *items, item_cmp) : NULL;
         if (!it || (uint8_t)it->kind != c->e[k].kind)
             remove_tree(c, k, fn, ud, d);
     }

@@ -256,7 +256,8 @@ static uint64_t *list_logs(const struct fileids *f, size_t *n)
         v[(*n)++] = g;
     }
     closedir(d);
-    qsort(v, *n, sizeof *v, gen_cmp);
+    if (*n)
+        qsort(v, *n, sizeof *v, gen_cmp);
     return v;
 }
 
