@@ -500,14 +500,19 @@ static void record_done(struct rpc_call *c)
         metric_inc(c->s->unknown_handled);
         return;
     }
-    if (!md->handled[code])
-        md->handled[code] = metrics_child(
+    /* Created on first use by whichever completion-queue thread gets there first (metrics_child
+     * is find-or-create under the registry lock); the cached pointer is published atomically. */
+    struct metric *handled = __atomic_load_n(&md->handled[code], __ATOMIC_ACQUIRE);
+    if (!handled) {
+        handled = metrics_child(
             metrics_family("grpc_server_handled_total",
                            "Total number of RPCs completed on the server, regardless of success "
                            "or failure.",
                            METRIC_COUNTER, "grpc_type,grpc_service,grpc_method,grpc_code", NULL, 0),
             md->type_label, md->service->d->name, md->pd->name, rpc_code_label(code));
-    metric_inc(md->handled[code]);
+        __atomic_store_n(&md->handled[code], handled, __ATOMIC_RELEASE);
+    }
+    metric_inc(handled);
     metric_observe(md->latency, (double)(clock_mono_us() - c->t0_us) / 1e6);
 }
 
