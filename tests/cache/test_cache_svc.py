@@ -419,6 +419,30 @@ class RescanFallbackTest(CacheBase):
         self.assertEqual(inv["inotify"], 0)
         self.assertGreaterEqual(metric(p.http_port, "engbot_cache_rescan_duration_seconds_count"), 3)
 
+    def test_existence_cache(self):
+        write(self.root, "Docs/a.pdf", "%PDF-1.4\n")
+        write(self.root, "Docs/b.pdf", "%PDF-1.4\n")
+        # Nothing but lookups can notice a change here (no inotify, no rescan).
+        cached = self.svc("--inotify=false", "--rescan-interval=0", "--file-cache-duration=1h")
+        checked = self.svc("--inotify=false", "--rescan-interval=0", "--file-cache-duration=0")
+        for p in (cached, checked):
+            call(p.addr, "Resolve", pb.ResolveRequest(path="Docs/a.pdf"))
+        os.unlink(os.path.join(self.root, "Docs/a.pdf"))
+        # Within FILE_CACHE_DURATION the answer comes from memory ...
+        self.assertEqual(call(cached.addr, "Resolve", pb.ResolveRequest(path="Docs/a.pdf"))
+                         .entry.name, "a.pdf")
+        ex = [c for c in call(cached.addr, "GetStats", pb.GetStatsRequest()).caches
+              if c.name == "existence"][0]
+        self.assertEqual((ex.hits, ex.misses), (1, 1))
+        # ... past it, the disk says the file is gone: NOT_FOUND, and it leaves the catalogue.
+        self.assertStatus(lambda: call(checked.addr, "Resolve",
+                                       pb.ResolveRequest(path="Docs/a.pdf")),
+                          grpc.StatusCode.NOT_FOUND, "no longer exists")
+        self.assertEqual(self.names(checked, "Docs"), ["b.pdf"])
+        self.assertEqual(self.invalidations(checked)["existence"], 1)
+        self.assertEqual(metric(checked.http_port, "engbot_cache_misses_total",
+                                {"cache": "existence"}), 2)
+
     def test_manual_invalidate(self):
         write(self.root, "Docs/a.pdf", "%PDF-1.4\n")
         p = self.svc("--inotify=false", "--rescan-interval=1h")
