@@ -5,8 +5,8 @@
  * seen: an update is confirmed only once its work was handed on. While updates are in progress
  * the poller does not wait for them all (one slow chat must not stall the others): it polls
  * again at once without a long-poll timeout; the in-progress updates come back in that answer
- * and are skipped by the dedupe window, new ones are dispatched (when only in-progress ones
- * came back, it first waits for one of them to finish, at most 50 ms). A failed update is
+ * and are skipped by the dedupe window, new ones are dispatched (when mostly in-progress ones
+ * came back, it first waits for half of them to finish, at most 50 ms). A failed update is
  * asked for again up to POLL_ATTEMPTS times. 409 (another poller, or a webhook is set) is
  * logged clearly and retried with backoff; 429 waits retry_after. */
 #include "intake.h"
@@ -264,16 +264,22 @@ static void *poll_loop(void *arg)
             LOG_INFO("getUpdates works again after a conflict");
         conflict_logged = false;
         backoff = 0;
-        if (b.fresh == 0) {
-            /* Only updates already in progress came back: wait for one to finish (or 50 ms)
-             * instead of asking again at once. New updates are fetched without waiting;
+        if (b.fresh * 2 < n) {
+            /* Mostly updates already in progress came back: asking again at once would fetch
+             * and parse the same ones in a loop. Wait until half of those in progress are done
+             * (or all, or 50 ms). When the answer was mostly new updates, fetch again at once;
              * dispatch_submit blocking at MAX_PENDING is the back-pressure. */
+            int64_t until = clock_mono_ms() + 50;
             pthread_mutex_lock(&p->mu);
-            if (p->outstanding > 0) {
+            int start = p->outstanding;
+            while (p->outstanding > 0 && p->outstanding > start / 2 && !atomic_load(&p->stop)) {
+                int64_t left = until - clock_mono_ms();
+                if (left <= 0)
+                    break;
                 struct timespec ts;
                 clock_gettime(CLOCK_REALTIME, &ts);
-                ts.tv_nsec += 50 * 1000000L;
-                if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_nsec += left * 1000000L;
+                while (ts.tv_nsec >= 1000000000L) {
                     ts.tv_sec++;
                     ts.tv_nsec -= 1000000000L;
                 }

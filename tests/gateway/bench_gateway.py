@@ -32,6 +32,8 @@ FAST_DIRECT = {"DIRECT_RATE": "10000", "DIRECT_BURST": "1000", "DIRECT_MAX_INFLI
 CONFIGS = [
     # name, workload text, reply method, gateway env
     ("all optimisations on (/browse)", "/browse", "sendMessage", {}),
+    ("all on, SENDERS=32 LEASE_BATCH=4 (/browse)", "/browse", "sendMessage",
+     {"SENDERS": "32", "LEASE_BATCH": "4"}),
     ("USE_SESSIONS=false (/browse)", "/browse", "sendMessage", {"USE_SESSIONS": "false"}),
     ("USE_QUEUE=false (/browse, direct sends)", "/browse", "sendMessage",
      dict({"USE_QUEUE": "false"}, **FAST_DIRECT)),
@@ -84,7 +86,8 @@ def run(name, text, method, env, args):
         # Warm-up: connections, the catalogue, a first upload (file_id runs measure reuse).
         subprocess.run([load, emu, "50", "50", "4", text, method, "1", "60"], check=True,
                        capture_output=True)
-        r = subprocess.run([load, emu, str(args.messages), str(args.chats), str(args.threads),
+        n = args.doc_messages if method == "sendDocument" else args.messages
+        r = subprocess.run([load, emu, str(n), str(args.chats), str(args.threads),
                             text, method, "1", "300"], capture_output=True, text=True)
         res = json.loads(r.stdout.strip().splitlines()[-1])
         p50, p99 = quantiles(s.gw.http_port, "engbot_gateway_update_handling_seconds")
@@ -97,9 +100,11 @@ def run(name, text, method, env, args):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--messages", type=int, default=5000)
+    ap.add_argument("--doc-messages", type=int, default=500,
+                    help="messages of the document workloads (each sends 256 KiB)")
     ap.add_argument("--chats", type=int, default=500)
     ap.add_argument("--threads", type=int, default=8)
-    ap.add_argument("--workers", type=int, default=8)
+    ap.add_argument("--workers", type=int, default=16)
     ap.add_argument("--only", default="")
     args = ap.parse_args()
     rows = []
@@ -109,8 +114,8 @@ def main():
         res = run(name, text, method, env, args)
         print(json.dumps(res), file=sys.stderr)
         rows.append(res)
-    print(f"\n{args.messages} messages over {args.chats} chats, {args.threads} injecting threads, "
-          f"WORKERS={args.workers}\n")
+    print(f"\n{args.messages} messages ({args.doc_messages} for documents) over {args.chats} "
+          f"chats, {args.threads} injecting threads, WORKERS={args.workers}\n")
     print("| configuration | updates/s | e2e p50 ms | e2e p99 ms | handling p50 ms | "
           "handling p99 ms | complete |")
     print("|---|---:|---:|---:|---:|---:|---|")
