@@ -98,7 +98,8 @@ class CacheBase(unittest.TestCase):
         return p
 
     def names(self, p, path=""):
-        r = call(p.addr, "ListFolder", pb.ListFolderRequest(path=path, page_size=500))
+        target = p if isinstance(p, grpc.Channel) else p.addr
+        r = call(target, "ListFolder", pb.ListFolderRequest(path=path, page_size=500))
         return [e.name for e in r.entries]
 
     def listed(self, p, path, name):
@@ -124,84 +125,101 @@ class CacheBase(unittest.TestCase):
 
 
 class ApiTest(CacheBase):
-    """The API on the sample catalogue, with the hostile files a shared volume can hold."""
+    """The API on the sample catalogue, with the hostile files a shared volume can hold. One
+    process for the whole class (the tree is only read)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="engbot-cache-it-")
+        cls.root = os.path.join(cls.tmp, "files")
+        cls.data = os.path.join(cls.tmp, "data")
+        subprocess.run(["sh", os.path.join(SRC, "cache-svc/sample/make-sample.sh"), cls.root],
+                       check=True, capture_output=True)
+        outside = write(cls.tmp, "outside/secret.txt", "not for the bot\n")
+        os.symlink(outside, os.path.join(cls.root, "escape.pdf"))
+        os.symlink(os.path.dirname(outside), os.path.join(cls.root, "escape-dir"))
+        os.symlink("Datasheets/Motor-M90.pdf", os.path.join(cls.root, "Motor-latest.pdf"))
+        os.symlink("Datasheets", os.path.join(cls.root, "Datasheets-link"))
+        os.mkfifo(os.path.join(cls.root, "pipe"))
+        write(cls.root, ".env", "BOT_TOKEN=123:abc\n")
+        write(cls.root, "Standards/.drafts/next.pdf", "%PDF-1.4\n")
+        cls.p = start(cls.root, cls.data, "--rescan-interval=1h")
+        cls.ch = grpc.insecure_channel(cls.p.addr)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.ch.close()
+        cls.p.stop()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
 
     def setUp(self):
-        super().setUp()
-        subprocess.run(["sh", os.path.join(SRC, "cache-svc/sample/make-sample.sh"), self.root],
-                       check=True, capture_output=True)
-        outside = write(self.tmp, "outside/secret.txt", "not for the bot\n")
-        os.symlink(outside, os.path.join(self.root, "escape.pdf"))
-        os.symlink(os.path.dirname(outside), os.path.join(self.root, "escape-dir"))
-        os.symlink("Datasheets/Motor-M90.pdf", os.path.join(self.root, "Motor-latest.pdf"))
-        os.symlink("Datasheets", os.path.join(self.root, "Datasheets-link"))
-        os.mkfifo(os.path.join(self.root, "pipe"))
-        write(self.root, ".env", "BOT_TOKEN=123:abc\n")
-        write(self.root, "Standards/.drafts/next.pdf", "%PDF-1.4\n")
-        self.p = self.svc()
+        self.procs = []
+
+    def tearDown(self):
+        pass
 
     def test_list_folders_first_then_files_with_paging(self):
-        r = call(self.p.addr, "ListFolder", pb.ListFolderRequest())
+        r = call(self.ch, "ListFolder", pb.ListFolderRequest())
         self.assertEqual(r.folder.path, "")
         self.assertEqual([e.name for e in r.entries],
                          ["Datasheets", "Electrical", "Mechanical", "Standards", "Motor-latest.pdf",
                           "README.md"])
         self.assertEqual([e.kind for e in r.entries], [FOLDER] * 4 + [FILE] * 2)
-        d = call(self.p.addr, "ListFolder", pb.ListFolderRequest(path="Mechanical/Drawings"))
+        d = call(self.ch, "ListFolder", pb.ListFolderRequest(path="Mechanical/Drawings"))
         self.assertEqual([e.name for e in d.entries],
                          ["Bracket-A100.dxf", "Flange-F300 Rev 2.dxf", "Flange-F300 Rev 10.dxf",
                           "Gearbox-GB1-Assembly.pdf", "Shaft-S200.dxf"])
         self.assertEqual(d.entries[0].content_type, "image/vnd.dxf")
         self.assertEqual(d.entries[0].parent_id, d.folder.id)
         # Paging: 2 per page, 3 pages, a page past the end is clamped to the last one.
-        pages = [call(self.p.addr, "ListFolder",
+        pages = [call(self.ch, "ListFolder",
                       pb.ListFolderRequest(folder_id=d.folder.id, page_size=2, page=i))
                  for i in range(3)]
         self.assertEqual([len(x.entries) for x in pages], [2, 2, 1])
         self.assertEqual({x.pages for x in pages}, {3})
         self.assertEqual({x.total for x in pages}, {5})
-        last = call(self.p.addr, "ListFolder",
+        last = call(self.ch, "ListFolder",
                     pb.ListFolderRequest(folder_id=d.folder.id, page_size=2, page=99))
         self.assertEqual(last.page, 2)
         self.assertEqual(last.entries[0].name, "Shaft-S200.dxf")
 
     def test_resolve_by_id_path_and_name(self):
-        a = call(self.p.addr, "Resolve", pb.ResolveRequest(path="Datasheets/Motor-M90.pdf")).entry
+        a = call(self.ch, "Resolve", pb.ResolveRequest(path="Datasheets/Motor-M90.pdf")).entry
         self.assertEqual(a.name, "Motor-M90.pdf")
         self.assertEqual(a.content_type, "application/pdf")
         self.assertLessEqual(len(a.id), 16)
         self.assertEqual(a.size, os.path.getsize(os.path.join(self.root, a.path)))
-        b = call(self.p.addr, "Resolve", pb.ResolveRequest(id=a.id)).entry
+        b = call(self.ch, "Resolve", pb.ResolveRequest(id=a.id)).entry
         self.assertEqual(b, a)
-        c = call(self.p.addr, "Resolve", pb.ResolveRequest(name="motor-m90.PDF")).entry
+        c = call(self.ch, "Resolve", pb.ResolveRequest(name="motor-m90.PDF")).entry
         self.assertEqual(c.id, a.id)
-        amb = call(self.p.addr, "Resolve", pb.ResolveRequest(name="Bearing-6204.pdf"))
+        amb = call(self.ch, "Resolve", pb.ResolveRequest(name="Bearing-6204.pdf"))
         self.assertFalse(amb.HasField("entry"))
         self.assertEqual([e.path for e in amb.candidates],
                          ["Datasheets/Archive/Bearing-6204.pdf", "Datasheets/Bearing-6204.pdf"])
-        root = call(self.p.addr, "Resolve", pb.ResolveRequest(path="")).entry
+        root = call(self.ch, "Resolve", pb.ResolveRequest(path="")).entry
         self.assertEqual(root.kind, FOLDER)
         self.assertEqual(root.child_count, 6)
         # An in-root file symlink is served as the file it points to.
-        link = call(self.p.addr, "Resolve", pb.ResolveRequest(path="Motor-latest.pdf")).entry
+        link = call(self.ch, "Resolve", pb.ResolveRequest(path="Motor-latest.pdf")).entry
         self.assertEqual(link.size, a.size)
 
     def test_search_ranked_case_insensitive(self):
-        r = call(self.p.addr, "Search", pb.SearchRequest(query="BEARING"))
+        r = call(self.ch, "Search", pb.SearchRequest(query="BEARING"))
         self.assertEqual([e.path for e in r.entries],
                          ["Datasheets/Bearing-6204.pdf", "Datasheets/Archive/Bearing-6204.pdf"])
-        r = call(self.p.addr, "Search", pb.SearchRequest(query="flange rev"))
+        r = call(self.ch, "Search", pb.SearchRequest(query="flange rev"))
         self.assertEqual([e.name for e in r.entries],
                          ["Flange-F300 Rev 2.dxf", "Flange-F300 Rev 10.dxf"])
-        r = call(self.p.addr, "Search", pb.SearchRequest(query="datasheets", limit=2))
+        r = call(self.ch, "Search", pb.SearchRequest(query="datasheets", limit=2))
         self.assertEqual(r.entries[0].path, "Datasheets")  # the folder's own name first
         self.assertEqual(len(r.entries), 2)
         self.assertGreater(r.total, 2)
-        r = call(self.p.addr, "Search", pb.SearchRequest(query="datasheets", files_only=True))
+        r = call(self.ch, "Search", pb.SearchRequest(query="datasheets", files_only=True))
         self.assertNotIn(FOLDER, [e.kind for e in r.entries])
 
     def test_read_small_file(self):
-        msgs = read_file(self.p.addr, pb.ReadFileRequest(path="Datasheets/Bearing-6204.pdf"))
+        msgs = read_file(self.ch, pb.ReadFileRequest(path="Datasheets/Bearing-6204.pdf"))
         with open(os.path.join(self.root, "Datasheets/Bearing-6204.pdf"), "rb") as f:
             want = f.read()
         self.assertEqual(b"".join(m.data for m in msgs), want)
@@ -210,7 +228,7 @@ class ApiTest(CacheBase):
         self.assertTrue(msgs[-1].eof)
 
     def test_every_refusal_has_status_message_and_metric(self):
-        A = self.p.addr
+        A = self.ch
         IA, PD = grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.PERMISSION_DENIED
 
         def resolve(**kw):
@@ -263,14 +281,14 @@ class ApiTest(CacheBase):
             got = metric(self.p.http_port, "engbot_cache_refused_total", {"reason": reason})
             self.assertEqual(got - before[reason], n, reason)
         # None of them is listed either.
-        names = self.names(self.p) + self.names(self.p, "Standards")
+        names = self.names(self.ch) + self.names(self.ch, "Standards")
         for bad in ("escape.pdf", "escape-dir", "Datasheets-link", "pipe", ".env", ".drafts"):
             self.assertNotIn(bad, names)
         self.assertEqual(metric(self.p.http_port, "engbot_cache_scan_skipped",
                                 {"reason": "symlink_escape"}), 2)
 
     def test_other_bad_requests(self):
-        A = self.p.addr
+        A = self.ch
         IA, NF = grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND
         self.assertStatus(lambda: call(A, "Resolve", pb.ResolveRequest()), IA, "set one of")
         self.assertStatus(lambda: call(A, "Resolve", pb.ResolveRequest(id="not-an-id!")), IA,
@@ -313,8 +331,8 @@ class ApiTest(CacheBase):
         rc, out, err = buf_curl(self.p.addr, "engbot.cache.v1.CacheService/GetStats", {})
         self.assertEqual(rc, 0, err)
         self.assertIn('"inotifyActive": true', out)
-        read_file(self.p.addr, pb.ReadFileRequest(path="README.md"))
-        st = call(self.p.addr, "GetStats", pb.GetStatsRequest())
+        read_file(self.ch, pb.ReadFileRequest(path="README.md"))
+        st = call(self.ch, "GetStats", pb.GetStatsRequest())
         self.assertEqual(st.files, 20)  # 19 sample files and one file symlink
         self.assertEqual([c.name for c in st.caches], ["catalogue", "existence", "file_id"])
         self.assertTrue(st.inotify_active)
