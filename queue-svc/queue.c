@@ -586,6 +586,9 @@ void job_make_dead(struct queue *q, struct job *j, const char *error, int64_t no
                    enum qcounter why)
 {
     job_detach_live(q, j);
+    /* A key kept past its window only because the job was live goes now. */
+    if (j->dd && !j->dd->in_fifo)
+        dedupe_free(q, j->dd);
     job_set_error(j, error);
     j->state = JS_DEAD;
     j->dead_ms = now;

@@ -3,9 +3,15 @@
  * fresh queue, must leave a queue whose invariants hold (queue_check) and that still works
  * (lease, ack, expire), with no crash, leak or undefined behaviour.
  *
- * The input is written to a memfd and read through /proc/self/fd, so the real file reader
- * (common/durable.c's dread_file) is what is fuzzed. Seeds: tests/queue/corpus/wal (logs and a
- * snapshot written by test_wal with QUEUE_WRITE_SEEDS=<dir>). */
+ * Two shapes of input, so that mutations reach both layers:
+ *  - anything else: the bytes are the file (framing, header, checksums, torn tails);
+ *  - first byte 'R': the rest is a list of records (u16 length, little-endian, then the
+ *    payload) that the target frames with correct checksums into a log file, so that the
+ *    record decoder and every replay path see well-framed but arbitrary records.
+ * The file is a memfd read through /proc/self/fd, so the real file reader (common/durable.c's
+ * dread_file) is what is fuzzed. Seeds: tests/queue/corpus/wal (logs and a snapshot written by
+ * test_wal with QUEUE_WRITE_SEEDS=<dir>, and the same records in the 'R' shape). */
+#include "durable.h"
 #include "queue.h"
 #include "wal.h"
 
@@ -49,12 +55,50 @@ static void check(struct queue *q, const char *when)
     }
 }
 
+static void put32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+    p[2] = (uint8_t)(v >> 16);
+    p[3] = (uint8_t)(v >> 24);
+}
+
+/* 'R' inputs: frames each record as common/durable.c does. Returns 0 or -1. */
+static int write_framed(int fd, const uint8_t *data, size_t size)
+{
+    uint8_t h[16];
+    memcpy(h, "ENGBOTRF", 8);
+    put32(h + 8, WAL_FORMAT_VERSION);
+    put32(h + 12, WAL_KIND_LOG);
+    if (write(fd, h, sizeof h) != (ssize_t)sizeof h)
+        return -1;
+    for (size_t i = 1; i + 2 <= size;) {
+        size_t len = (size_t)data[i] | (size_t)data[i + 1] << 8;
+        i += 2;
+        if (len > size - i)
+            len = size - i;
+        if (len == 0)
+            continue;
+        uint8_t fh[8], lb[4];
+        put32(lb, (uint32_t)len);
+        put32(fh, (uint32_t)len);
+        put32(fh + 4, crc32c(crc32c(0, lb, 4), data + i, len));
+        if (write(fd, fh, 8) != 8 || write(fd, data + i, len) != (ssize_t)len)
+            return -1;
+        i += len;
+    }
+    return 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     int fd = memfd_create("wal-fuzz", 0);
     if (fd < 0)
         return 0;
-    if (size && write(fd, data, size) != (ssize_t)size) {
+    int rc = size && data[0] == 'R' ? write_framed(fd, data, size)
+             : size && write(fd, data, size) != (ssize_t)size ? -1
+                                                               : 0;
+    if (rc < 0) {
         close(fd);
         return 0;
     }

@@ -331,6 +331,16 @@ TEST(dedupe_outlives_window_while_job_is_queued)
     ASSERT_TRUE(r2.duplicate); /* a second job would be a second send */
     ASSERT_EQ(r2.id, r1.id);
     ASSERT_EQ(r2.position, 1);
+    /* Once that job is dead (past the window), the key is free again. Found by the fuzzer. */
+    struct job *blocker = queue_find(q, 1) ? (struct job *)queue_find(q, 1) : NULL;
+    ASSERT_EQ(queue_ack(q, blocker->id, blocker->lease_token, 5000), Q_OK);
+    struct job *k = take1(q, 5000);
+    ASSERT_EQ(k->id, r1.id);
+    ASSERT_EQ(queue_fail(q, k->id, k->lease_token, "no", 5000), Q_OK);
+    CHECK(q);
+    ASSERT_EQ(enq_full(q, 1, LK_PRIVATE, "a", "k", 60000, 5000, &r2), Q_OK);
+    ASSERT_FALSE(r2.duplicate);
+    CHECK(q);
     queue_free(q);
 }
 

@@ -410,6 +410,26 @@ static void maybe_seed(const char *name, const char *path)
     snprintf(out, sizeof out, "%s/%s", dir, name);
     if (b)
         write_all(out, b, n);
+    /* The same records in the fuzz target's 'R' shape: 'R', then u16 length | payload. */
+    if (b && n >= 16) {
+        uint8_t *r = malloc(n + 1);
+        size_t rn = 0;
+        r[rn++] = 'R';
+        for (size_t off = 16; off + 8 <= n;) {
+            uint32_t len = (uint32_t)b[off] | (uint32_t)b[off + 1] << 8 |
+                           (uint32_t)b[off + 2] << 16 | (uint32_t)b[off + 3] << 24;
+            if (len == 0 || len > 65535 || off + 8 + len > n)
+                break;
+            r[rn++] = (uint8_t)len;
+            r[rn++] = (uint8_t)(len >> 8);
+            memcpy(r + rn, b + off + 8, len);
+            rn += len;
+            off += 8 + len;
+        }
+        snprintf(out, sizeof out, "%s/%s.records", dir, name);
+        write_all(out, r, rn);
+        free(r);
+    }
     free(b);
 }
 
