@@ -11,11 +11,11 @@ void cachestat_init(struct cachestat *cs, const char *name)
                                               "Lookups answered from the cache, by cache.",
                                               METRIC_COUNTER, "cache", NULL, 0),
                                name);
-    cs->m_misses = metrics_child(
-        metrics_family("engbot_cache_misses_total",
-                       "Lookups that had to go to disk or found nothing, by cache.",
-                       METRIC_COUNTER, "cache", NULL, 0),
-        name);
+    cs->m_misses =
+        metrics_child(metrics_family("engbot_cache_misses_total",
+                                     "Lookups that had to go to disk or found nothing, by cache.",
+                                     METRIC_COUNTER, "cache", NULL, 0),
+                      name);
     cs->m_ratio = metrics_child(metrics_family("engbot_cache_hit_ratio",
                                                "hits / (hits + misses) since start, by cache "
                                                "(the seed targets above 0.8).",

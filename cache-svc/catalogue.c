@@ -16,8 +16,8 @@
 #include <strings.h>
 
 struct ent {
-    char *path;                 /* relative path ("" for the root); name = path + name_off */
-    uint64_t hid;               /* id hash */
+    char *path;   /* relative path ("" for the root); name = path + name_off */
+    uint64_t hid; /* id hash */
     uint64_t size;
     int64_t mtime_ms;
     _Atomic int64_t checked_ms; /* existence stamp (monotonic ms), 0 = never checked */
@@ -76,7 +76,8 @@ static const char *ent_name(const struct ent *e)
     return e->path + e->name_off;
 }
 
-/* ---- hash tables ------------------------------------------------------------------------------ */
+/* ---- hash tables ------------------------------------------------------------------------------
+ */
 
 static uint32_t bucket(const struct cat *c, uint64_t h)
 {
@@ -163,7 +164,8 @@ uint32_t cat_by_path(const struct cat *c, const char *path)
     return CAT_NONE;
 }
 
-/* ---- entries ---------------------------------------------------------------------------------- */
+/* ---- entries ----------------------------------------------------------------------------------
+ */
 
 static uint32_t ent_add(struct cat *c, uint32_t parent, char *path, size_t name_off,
                         enum cat_kind kind, uint64_t size, int64_t mtime_ms)
@@ -217,8 +219,7 @@ static uint32_t ent_add(struct cat *c, uint32_t parent, char *path, size_t name_
     return s;
 }
 
-static void remove_tree(struct cat *c, uint32_t s, cat_folder_fn *fn, void *ud,
-                        struct cat_delta *d)
+static void remove_tree(struct cat *c, uint32_t s, cat_folder_fn *fn, void *ud, struct cat_delta *d)
 {
     struct ent *e = &c->e[s];
     if (e->kind == CAT_FOLDER) {
@@ -267,7 +268,8 @@ static void set_kids(struct cat *c, uint32_t folder, uint32_t *kids, uint32_t n,
         qsort_r(f->kids, f->nkids, sizeof(uint32_t), kid_cmp, c);
 }
 
-/* ---- public ----------------------------------------------------------------------------------- */
+/* ---- public -----------------------------------------------------------------------------------
+ */
 
 struct cat *cat_new(const struct cat_opts *o)
 {
@@ -356,7 +358,8 @@ int cat_sync_folder(struct cat *c, const char *path, struct cat_item *items, siz
         if (s != CAT_NONE) {
             free(cp);
             struct ent *e = &c->e[s];
-            if (e->kind == CAT_FILE && (e->size != items[i].size || e->mtime_ms != items[i].mtime_ms)) {
+            if (e->kind == CAT_FILE &&
+                (e->size != items[i].size || e->mtime_ms != items[i].mtime_ms)) {
                 d->changed++;
                 atomic_store_explicit(&e->checked_ms, 0, memory_order_relaxed);
             }
@@ -508,7 +511,8 @@ size_t cat_list(const struct cat *c, uint32_t folder, size_t off, size_t n, uint
     return f->nkids;
 }
 
-/* ---- search ----------------------------------------------------------------------------------- */
+/* ---- search -----------------------------------------------------------------------------------
+ */
 
 struct query {
     char w[CAT_MAX_WORDS][CAT_MAX_QUERY + 1];
@@ -564,7 +568,7 @@ static int score_entry(const struct ent *e, const struct query *q)
         int best = -1;
         for (long p = ci_find(name, nlen, q->w[i], q->wl[i], 0); p >= 0;
              p = ci_find(name, nlen, q->w[i], q->wl[i], (size_t)p + 1)) {
-            int s = p == 0 ? (q->wl[i] == stem || q->wl[i] == nlen ? 50 : 30)
+            int s = p == 0                     ? (q->wl[i] == stem || q->wl[i] == nlen ? 50 : 30)
                     : is_boundary(name[p - 1]) ? 20
                                                : 10;
             if (s > best)
@@ -632,8 +636,7 @@ static bool parse_query(const char *query, struct query *q)
     return q->nw > 0;
 }
 
-long cat_search(const struct cat *c, const char *query, bool files_only, uint32_t *out,
-                size_t cap)
+long cat_search(const struct cat *c, const char *query, bool files_only, uint32_t *out, size_t cap)
 {
     struct query *q = xmalloc(sizeof *q);
     if (!parse_query(query, q)) {

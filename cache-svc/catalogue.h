@@ -106,12 +106,11 @@ size_t cat_list(const struct cat *c, uint32_t folder, size_t off, size_t n, uint
 /* Entries matching every word of query (ASCII case-insensitive, in the name or the folder
  * path), best first: fills up to cap slots, returns the number of matches. -1 when the query
  * has no words or is too long (over CAT_MAX_QUERY bytes or CAT_MAX_WORDS words). */
-long cat_search(const struct cat *c, const char *query, bool files_only, uint32_t *out,
-                size_t cap);
+long cat_search(const struct cat *c, const char *query, bool files_only, uint32_t *out, size_t cap);
 
 struct cat_stats {
     size_t entries, files, folders;
-    size_t bytes; /* memory held by the index */
+    size_t bytes;   /* memory held by the index */
     size_t dropped; /* entries not added because the catalogue was full, since start */
 };
 void cat_stats(const struct cat *c, struct cat_stats *s);

@@ -82,8 +82,8 @@ static void grow(struct fileids *f)
 }
 
 /* Inserts or replaces. False when the table is full (a new key past max). */
-static bool table_put(struct fileids *f, int64_t bot, const char *path, size_t plen,
-                      uint64_t size, int64_t mtime_ms, const char *id, size_t idlen)
+static bool table_put(struct fileids *f, int64_t bot, const char *path, size_t plen, uint64_t size,
+                      int64_t mtime_ms, const char *id, size_t idlen)
 {
     char *p = strndup(path, plen);
     if (!p)
@@ -148,8 +148,8 @@ static int apply_record(void *arg, const uint8_t *rec, size_t len)
     struct load *ld = arg;
     if (ld->res->version > FIDREC_VERSION) {
         snprintf(ld->why, sizeof ld->why,
-                 "written in format version %u, this cache-svc reads up to %u",
-                 ld->res->version, FIDREC_VERSION);
+                 "written in format version %u, this cache-svc reads up to %u", ld->res->version,
+                 FIDREC_VERSION);
         return 1;
     }
     struct fidrec r;
@@ -166,8 +166,10 @@ static int apply_record(void *arg, const uint8_t *rec, size_t len)
         if (!table_put(ld->f, r.bot_id, r.path, r.path_len, r.size, r.mtime_ms, r.file_id,
                        r.id_len) &&
             !ld->why[0])
-            snprintf(ld->why, sizeof ld->why, "more file_ids than MAX_FILE_IDS (%zu); the rest "
-                     "were left out", ld->f->max);
+            snprintf(ld->why, sizeof ld->why,
+                     "more file_ids than MAX_FILE_IDS (%zu); the rest "
+                     "were left out",
+                     ld->f->max);
         break;
     case FIDREC_DROP:
         table_drop(ld->f, r.bot_id, r.path, r.path_len, NULL);
@@ -306,9 +308,13 @@ static int write_snapshot(struct fileids *f, uint64_t gen)
     int rc = dfile_record(df, buf, fidrec_encode(&r, buf));
     for (size_t i = 0; i < f->nb && rc == 0; i++) {
         for (struct fnode *n = f->b[i]; n && rc == 0; n = n->next) {
-            r = (struct fidrec){.op = FIDREC_PUT, .bot_id = n->bot, .size = n->size,
-                                .mtime_ms = n->mtime_ms, .path = n->path,
-                                .path_len = strlen(n->path), .file_id = n->id,
+            r = (struct fidrec){.op = FIDREC_PUT,
+                                .bot_id = n->bot,
+                                .size = n->size,
+                                .mtime_ms = n->mtime_ms,
+                                .path = n->path,
+                                .path_len = strlen(n->path),
+                                .file_id = n->id,
                                 .id_len = strlen(n->id)};
             rc = dfile_record(df, buf, fidrec_encode(&r, buf));
         }
@@ -331,8 +337,8 @@ static struct rlog *open_log(struct fileids *f, uint64_t gen)
 {
     char path[4096], err[256];
     log_path(f, gen, path, sizeof path);
-    struct rlog_opts o = {.sync_interval_ms = 200, .no_fsync = f->no_fsync,
-                          .fsync_seconds = f->m_fsync};
+    struct rlog_opts o = {
+        .sync_interval_ms = 200, .no_fsync = f->no_fsync, .fsync_seconds = f->m_fsync};
     struct rlog *l = rlog_open(path, FIDREC_KIND_LOG, FIDREC_VERSION, &o, err, sizeof err);
     if (!l)
         LOG_ERROR("cannot open the file_id log", LF_STR("file", path), LF_STR("error", err));
@@ -356,7 +362,8 @@ static void compact_locked(struct fileids *f)
     }
 }
 
-/* ---- public ----------------------------------------------------------------------------------- */
+/* ---- public -----------------------------------------------------------------------------------
+ */
 
 struct fileids *fileids_open(const struct fileids_opts *o, struct fileids_report *rep, char *err,
                              size_t errlen)
@@ -372,9 +379,8 @@ struct fileids *fileids_open(const struct fileids_opts *o, struct fileids_report
     f->max = o->max_ids ? o->max_ids : 1000000;
     f->no_fsync = o->no_fsync;
     grow(f);
-    f->m_entries = metrics_child(metrics_family("engbot_cache_entries",
-                                                "Entries held, by cache.", METRIC_GAUGE,
-                                                "cache", NULL, 0),
+    f->m_entries = metrics_child(metrics_family("engbot_cache_entries", "Entries held, by cache.",
+                                                METRIC_GAUGE, "cache", NULL, 0),
                                  "file_id");
     f->m_damaged = metrics_counter("engbot_cache_fileid_store_damaged_total",
                                    "file_id store files found damaged and kept aside.");
@@ -494,8 +500,14 @@ int fileids_put(struct fileids *f, int64_t bot, const char *path, uint64_t size,
     }
     int rc = FILEIDS_OK;
     if (f->log) {
-        struct fidrec r = {.op = FIDREC_PUT, .bot_id = bot, .size = size, .mtime_ms = mtime_ms,
-                           .path = path, .path_len = plen, .file_id = file_id, .id_len = idlen};
+        struct fidrec r = {.op = FIDREC_PUT,
+                           .bot_id = bot,
+                           .size = size,
+                           .mtime_ms = mtime_ms,
+                           .path = path,
+                           .path_len = plen,
+                           .file_id = file_id,
+                           .id_len = idlen};
         rc = append_locked(f, &r, done, arg);
     }
     pthread_mutex_unlock(&f->mu);
@@ -514,8 +526,8 @@ int fileids_drop(struct fileids *f, int64_t bot, const char *path, const char *o
     }
     int rc = FILEIDS_OK;
     if (f->log) {
-        struct fidrec r = {.op = FIDREC_DROP, .bot_id = bot, .path = path,
-                           .path_len = strlen(path)};
+        struct fidrec r = {
+            .op = FIDREC_DROP, .bot_id = bot, .path = path, .path_len = strlen(path)};
         rc = append_locked(f, &r, done, arg);
     }
     pthread_mutex_unlock(&f->mu);

@@ -31,9 +31,9 @@ struct fileids_opts {
 
 /* What opening found on disk. */
 struct fileids_report {
-    uint64_t records;  /* good records applied */
-    unsigned damaged;  /* files kept aside */
-    char why[256];     /* the last damage, when damaged */
+    uint64_t records; /* good records applied */
+    unsigned damaged; /* files kept aside */
+    char why[256];    /* the last damage, when damaged */
 };
 
 /* Opens (loading, then compacting) the store. NULL with err when DATA_DIR is unusable. */
@@ -66,6 +66,7 @@ size_t fileids_count(struct fileids *f);
 /* Applies the records of one store file (snapshot or log) to f, as opening does, without
  * keeping anything aside: for tests and the fuzz target. Returns dread_file's code; rep says
  * what was found. */
-int fileids_apply_file(struct fileids *f, const char *path, bool is_log, struct fileids_report *rep);
+int fileids_apply_file(struct fileids *f, const char *path, bool is_log,
+                       struct fileids_report *rep);
 
 #endif

@@ -134,8 +134,8 @@ static bool name_wellformed(const char *name, size_t len, int seg, struct ps_err
     for (size_t i = 0; i < len;) {
         unsigned char c = (unsigned char)name[i];
         if (c < 0x20 || c == 0x7F)
-            return fail(e, PS_CONTROL, "%s holds control character 0x%02x at offset %zu", where,
-                        c, i);
+            return fail(e, PS_CONTROL, "%s holds control character 0x%02x at offset %zu", where, c,
+                        i);
         if (c == '\\')
             return fail(e, PS_BACKSLASH, "%s holds a '\\' at offset %zu (the separator is '/')",
                         where, i);
@@ -161,8 +161,9 @@ bool ps_check_name(const char *name, size_t len, struct ps_err *e)
     if (!name_wellformed(name, len, 0, e))
         return false;
     if (name[0] == '.')
-        return fail(e, PS_HIDDEN, "hidden files and folders (names starting with '.') are "
-                                  "never served");
+        return fail(e, PS_HIDDEN,
+                    "hidden files and folders (names starting with '.') are "
+                    "never served");
     return ok(e);
 }
 
@@ -176,8 +177,9 @@ bool ps_check_path(const char *path, size_t len, struct ps_err *e)
     if (len > PS_MAX_PATH)
         return fail(e, PS_TOO_LONG, "the path is %zu bytes long (at most %d)", len, PS_MAX_PATH);
     if (path[0] == '/')
-        return fail(e, PS_ABSOLUTE, "absolute paths are refused: give the path relative to "
-                                    "FILES_ROOT, without a leading '/'");
+        return fail(e, PS_ABSOLUTE,
+                    "absolute paths are refused: give the path relative to "
+                    "FILES_ROOT, without a leading '/'");
     /* Malformed rules over every segment first, so a "..", anywhere, is reported as such. */
     int seg = 0, hidden_seg = 0;
     for (size_t i = 0; i <= len;) {
@@ -369,8 +371,10 @@ static int resolve_once(const struct ps_root *r, const char *rel, unsigned flags
             /* Request paths were checked already: this name came from a link target. */
             *e = ne;
             if (ne.reason != PS_HIDDEN)
-                snprintf(e->msg, sizeof e->msg, "a symlink on the path has a target the rules "
-                                                "refuse (%s)", ps_reason_name(ne.reason));
+                snprintf(e->msg, sizeof e->msg,
+                         "a symlink on the path has a target the rules "
+                         "refuse (%s)",
+                         ps_reason_name(ne.reason));
             else
                 snprintf(e->msg, sizeof e->msg,
                          "a symlink on the path points to a hidden file or folder");
@@ -479,7 +483,8 @@ static int resolve_once(const struct ps_root *r, const char *rel, unsigned flags
         }
         *st = lst;
         if (flags & PS_OPEN) {
-            int of = S_ISDIR(lst.st_mode) ? O_RDONLY | O_DIRECTORY : O_RDONLY | O_NONBLOCK | O_NOCTTY;
+            int of =
+                S_ISDIR(lst.st_mode) ? O_RDONLY | O_DIRECTORY : O_RDONLY | O_NONBLOCK | O_NOCTTY;
             int nfd = openat(dir, cname, of | O_NOFOLLOW | O_CLOEXEC);
             if (nfd < 0) {
                 if (errno == ELOOP || errno == ENOTDIR || errno == ENOENT)

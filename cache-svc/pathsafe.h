@@ -20,10 +20,11 @@
 #include <stddef.h>
 #include <sys/stat.h>
 
-#define PS_MAX_NAME  255  /* bytes in one name (NAME_MAX on Linux) */
-#define PS_MAX_PATH  1024 /* bytes in a relative path: more than any real tree, far below PATH_MAX */
-#define PS_MAX_DEPTH 32   /* folders deep */
-#define PS_MAX_LINKS 8    /* symlinks followed in one lookup */
+#define PS_MAX_NAME 255  /* bytes in one name (NAME_MAX on Linux) */
+#define PS_MAX_PATH 1024 /* bytes in a relative path: more than any real tree, far below PATH_MAX  \
+                          */
+#define PS_MAX_DEPTH 32  /* folders deep */
+#define PS_MAX_LINKS 8   /* symlinks followed in one lookup */
 
 /* Why a path was refused (or not found). The first group is malformed input
  * (INVALID_ARGUMENT at the edge), the second is policy (PERMISSION_DENIED); the rest are not
@@ -31,17 +32,17 @@
 enum ps_reason {
     PS_OK = 0,
     /* malformed */
-    PS_NUL,        /* a NUL byte */
-    PS_CONTROL,    /* a control character (U+0001..U+001F, U+007F) */
-    PS_BAD_UTF8,   /* not valid UTF-8 (overlong encodings of '/' or '.' included) */
-    PS_ABSOLUTE,   /* starts with '/' */
-    PS_DOTDOT,     /* a ".." segment */
-    PS_DOT,        /* a "." segment */
-    PS_SEPARATOR,  /* an empty segment: doubled, leading or trailing '/' */
-    PS_BACKSLASH,  /* a '\' (a separator elsewhere; never part of a served name) */
-    PS_ENCODED,    /* a percent-encoded separator, dot or NUL: %2f %5c %2e %00 */
-    PS_TOO_LONG,   /* a name over PS_MAX_NAME or a path over PS_MAX_PATH bytes */
-    PS_TOO_DEEP,   /* more than PS_MAX_DEPTH segments */
+    PS_NUL,       /* a NUL byte */
+    PS_CONTROL,   /* a control character (U+0001..U+001F, U+007F) */
+    PS_BAD_UTF8,  /* not valid UTF-8 (overlong encodings of '/' or '.' included) */
+    PS_ABSOLUTE,  /* starts with '/' */
+    PS_DOTDOT,    /* a ".." segment */
+    PS_DOT,       /* a "." segment */
+    PS_SEPARATOR, /* an empty segment: doubled, leading or trailing '/' */
+    PS_BACKSLASH, /* a '\' (a separator elsewhere; never part of a served name) */
+    PS_ENCODED,   /* a percent-encoded separator, dot or NUL: %2f %5c %2e %00 */
+    PS_TOO_LONG,  /* a name over PS_MAX_NAME or a path over PS_MAX_PATH bytes */
+    PS_TOO_DEEP,  /* more than PS_MAX_DEPTH segments */
     /* policy */
     PS_HIDDEN,         /* a segment starting with '.' */
     PS_SYMLINK_ESCAPE, /* a symlink whose target leaves the root */

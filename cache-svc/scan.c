@@ -31,8 +31,8 @@ struct scan {
     struct cat *cat;
     const struct ps_root *root;
     struct scan_hooks hooks;
-    pthread_mutex_t mu; /* one scan at a time */
-    uint64_t skipped_now[PS__COUNT]; /* during a full scan */
+    pthread_mutex_t mu;                  /* one scan at a time */
+    uint64_t skipped_now[PS__COUNT];     /* during a full scan */
     _Atomic uint64_t skipped[PS__COUNT]; /* the last full scan's */
     _Atomic uint64_t inval[SCAN__TRIGGERS];
     _Atomic int64_t last_full_ms;
@@ -104,7 +104,8 @@ struct scan *scan_new(struct cat *cat, const struct ps_root *root)
         METRIC_GAUGE, "reason", NULL, 0);
     for (int r = PS_NUL; r <= PS_SPECIAL; r++)
         s->m_skipped[r] = metrics_child(fs, ps_reason_name((enum ps_reason)r));
-    static const double buckets[] = {0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
+    static const double buckets[] = {0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5,
+                                     1,     2.5,   5,    10,   30,  60};
     s->m_duration = metrics_histogram("engbot_cache_rescan_duration_seconds",
                                       "Duration of full scans of FILES_ROOT.", buckets,
                                       sizeof buckets / sizeof buckets[0]);

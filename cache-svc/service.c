@@ -78,7 +78,8 @@ static int check_nul(struct service *s, struct rpc_call *c, const ProtobufCMessa
                            "%s holds a NUL byte: names and paths never contain one", field);
 }
 
-/* ---- entries ----------------------------------------------------------------------------------- */
+/* ---- entries -----------------------------------------------------------------------------------
+ */
 
 static Entry *entry_of(struct rpc_call *c, const struct cat_info *in)
 {
@@ -186,7 +187,8 @@ static int verify(struct service *s, struct rpc_call *c, const char *path)
     }
 }
 
-/* ---- handlers ----------------------------------------------------------------------------------- */
+/* ---- handlers -----------------------------------------------------------------------------------
+ */
 
 static int h_list(struct rpc_call *c, const ProtobufCMessage *req, ProtobufCMessage *resp,
                   void *svc)
@@ -198,8 +200,8 @@ static int h_list(struct rpc_call *c, const ProtobufCMessage *req, ProtobufCMess
     int code = check_nul(s, c, req->descriptor);
     if (code || (code = locate(s, c, rq->folder_id, rq->path, true, &path)))
         return code;
-    uint32_t size = rq->page_size ? (rq->page_size > LIST_MAX ? LIST_MAX : rq->page_size)
-                                  : LIST_DEFAULT;
+    uint32_t size =
+        rq->page_size ? (rq->page_size > LIST_MAX ? LIST_MAX : rq->page_size) : LIST_DEFAULT;
     uint32_t *slots = rpc_call_alloc(c, size * sizeof *slots);
     cat_rdlock(s->d.cat);
     uint32_t folder = cat_by_path(s->d.cat, path);
@@ -384,7 +386,8 @@ static int stream_file(struct service *s, struct rpc_call *c, int fd, const stru
     free(buf);
     if (code == RPC_OK) {
         struct stat after;
-        if (fstat(fd, &after) == 0 && (after.st_size != st->st_size || mtime_ms(&after) != mtime_ms(st)))
+        if (fstat(fd, &after) == 0 &&
+            (after.st_size != st->st_size || mtime_ms(&after) != mtime_ms(st)))
             code = rpc_call_errorf(c, RPC_ABORTED,
                                    "the file changed while it was read; read it again");
     }
@@ -545,8 +548,9 @@ static int h_put_file_id(struct rpc_call *c, const ProtobufCMessage *req, Protob
         return code;
     const Engbot__Cache__V1__FileKey *k = rq->key;
     if (!k)
-        return rpc_call_errorf(c, RPC_INVALID_ARGUMENT, "key is required (bot_id, path, size, "
-                                                        "mtime_unix_ms from ReadFile)");
+        return rpc_call_errorf(c, RPC_INVALID_ARGUMENT,
+                               "key is required (bot_id, path, size, "
+                               "mtime_unix_ms from ReadFile)");
     if ((code = check_bot(c, k->bot_id)))
         return code;
     if (!fidrec_id_ok(rq->file_id, strlen(rq->file_id)))
@@ -568,8 +572,9 @@ static int h_put_file_id(struct rpc_call *c, const ProtobufCMessage *req, Protob
     int rc = fileids_put(s->d.fileids, k->bot_id, path, k->size, k->mtime_unix_ms, rq->file_id,
                          on_durable, &w);
     if (rc == FILEIDS_FULL)
-        return rpc_call_errorf(c, RPC_RESOURCE_EXHAUSTED, "the file_id store is full "
-                                                          "(MAX_FILE_IDS)");
+        return rpc_call_errorf(c, RPC_RESOURCE_EXHAUSTED,
+                               "the file_id store is full "
+                               "(MAX_FILE_IDS)");
     if (rc != FILEIDS_OK)
         return rpc_call_errorf(c, RPC_UNAVAILABLE, "the file_id store cannot write");
     int err = wait_durable(&w);
@@ -648,8 +653,9 @@ static int h_invalidate(struct rpc_call *c, const ProtobufCMessage *req, Protobu
             /* Neither catalogued before nor now: say why. */
             if (ps_resolve(s->d.root, rq->path, PS_WANT_ANY, NULL, NULL, &e) < 0)
                 return refuse(s, c, &e, "path");
-            return rpc_call_errorf(c, RPC_NOT_FOUND, "path is on disk but not in the catalogue "
-                                                     "(MAX_ENTRIES reached?)");
+            return rpc_call_errorf(c, RPC_NOT_FOUND,
+                                   "path is on disk but not in the catalogue "
+                                   "(MAX_ENTRIES reached?)");
         }
     }
     struct cat_stats cs;
@@ -722,20 +728,20 @@ struct service *service_new(const struct service_deps *d, const struct service_o
     atomic_init(&s->reads, 0);
     cachestat_init(&s->cat_cs, "catalogue");
     cachestat_init(&s->fid_cs, "file_id");
-    struct metric_family *f = metrics_family(
-        "engbot_cache_refused_total",
-        "Requests refused by the path-safety rules, by reason (INVALID_ARGUMENT or "
-        "PERMISSION_DENIED).",
-        METRIC_COUNTER, "reason", NULL, 0);
+    struct metric_family *f =
+        metrics_family("engbot_cache_refused_total",
+                       "Requests refused by the path-safety rules, by reason (INVALID_ARGUMENT or "
+                       "PERMISSION_DENIED).",
+                       METRIC_COUNTER, "reason", NULL, 0);
     for (int r = PS_NUL; r <= PS_SPECIAL; r++)
         s->m_refused[r] = metrics_child(f, ps_reason_name((enum ps_reason)r));
-    s->m_bytes = metrics_counter("engbot_cache_bytes_streamed_total",
-                                 "File bytes sent by ReadFile.");
+    s->m_bytes =
+        metrics_counter("engbot_cache_bytes_streamed_total", "File bytes sent by ReadFile.");
     s->m_reads = metrics_gauge("engbot_cache_reads_active", "ReadFile streams in progress.");
-    struct metric_family *rj = metrics_family(
-        "engbot_cache_reads_rejected_total",
-        "ReadFile calls refused with RESOURCE_EXHAUSTED, by limit.", METRIC_COUNTER, "limit",
-        NULL, 0);
+    struct metric_family *rj =
+        metrics_family("engbot_cache_reads_rejected_total",
+                       "ReadFile calls refused with RESOURCE_EXHAUSTED, by limit.", METRIC_COUNTER,
+                       "limit", NULL, 0);
     s->m_busy = metrics_child(rj, "max_concurrent_reads");
     s->m_too_large = metrics_child(rj, "max_file_size");
     return s;

@@ -23,7 +23,7 @@
 #include <unistd.h>
 
 #define WATCH_MASK                                                                                 \
-    (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_CLOSE_WRITE | IN_MODIFY |           \
+    (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_CLOSE_WRITE | IN_MODIFY |            \
      IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR | IN_EXCL_UNLINK)
 
 struct wnode {
@@ -161,9 +161,10 @@ static void hook_reading(void *ud, const char *path, int fd)
     if (wd < 0) {
         if (!w->warned_limit) {
             w->warned_limit = true;
-            LOG_WARN(errno == ENOSPC ? "out of inotify watches (raise fs.inotify.max_user_watches): "
-                                       "changes below some folders are seen by rescans only"
-                                     : "cannot watch a folder: its changes are seen by rescans only",
+            LOG_WARN(errno == ENOSPC
+                         ? "out of inotify watches (raise fs.inotify.max_user_watches): "
+                           "changes below some folders are seen by rescans only"
+                         : "cannot watch a folder: its changes are seen by rescans only",
                      LF_STR("path", path), LF_STR("error", strerror(errno)));
         }
         atomic_store(&w->active, false);
@@ -333,8 +334,9 @@ static void *watch_main(void *arg)
         int nfds = w->ifd >= 0 ? 2 : 1;
         int64_t now = clock_mono_ms();
         int timeout = next_rescan == INT64_MAX ? -1
-                      : next_rescan <= now     ? 0
-                                               : (int)(next_rescan - now > 60000 ? 60000 : next_rescan - now);
+                      : next_rescan <= now
+                          ? 0
+                          : (int)(next_rescan - now > 60000 ? 60000 : next_rescan - now);
         int rc = poll(pfd, (nfds_t)nfds, timeout);
         if (rc < 0 && errno != EINTR)
             break;
@@ -376,7 +378,8 @@ static void *watch_main(void *arg)
     return NULL;
 }
 
-/* ---- public ----------------------------------------------------------------------------------- */
+/* ---- public -----------------------------------------------------------------------------------
+ */
 
 struct watch *watch_new(struct scan *scan, const struct ps_root *root, const struct watch_opts *o)
 {

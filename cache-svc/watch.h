@@ -17,9 +17,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define WATCH_DEBOUNCE_MS 20   /* quiet time that ends a burst of events */
-#define WATCH_MAX_BURST_MS 200 /* a burst is applied after this long even if events go on */
-#define WATCH_MAX_DIRTY 4096   /* more distinct folders/files in one burst: full rescan */
+#define WATCH_DEBOUNCE_MS  20   /* quiet time that ends a burst of events */
+#define WATCH_MAX_BURST_MS 200  /* a burst is applied after this long even if events go on */
+#define WATCH_MAX_DIRTY    4096 /* more distinct folders/files in one burst: full rescan */
 
 struct watch_opts {
     bool inotify;      /* false: periodic rescans only */

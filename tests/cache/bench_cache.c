@@ -27,7 +27,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define SVC "/engbot.cache.v1.CacheService/"
+#define SVC         "/engbot.cache.v1.CacheService/"
 #define MAX_THREADS 64
 
 static const char *addr;
@@ -126,8 +126,8 @@ static int load_ids(void)
     int rc = walk(ch, "");
     rpc_channel_free(ch);
     if (rc == 0)
-        fprintf(stderr, "catalogue: %zu files, %zu folders (walked in %.2f s)\n", nfiles,
-                nfolders, (double)(clock_mono_us() - t0) / 1e6);
+        fprintf(stderr, "catalogue: %zu files, %zu folders (walked in %.2f s)\n", nfiles, nfolders,
+                (double)(clock_mono_us() - t0) / 1e6);
     return rc == 0 && nfiles ? 0 : -1;
 }
 
@@ -189,9 +189,9 @@ static bool one_call(struct rpc_channel *ch, struct worker *w)
         rq.selector_case = ENGBOT__CACHE__V1__RESOLVE_REQUEST__SELECTOR_ID;
         size_t i = w->mode == M_ZIPF ? zipf_pick(&w->rng) : next_rand(&w->rng) % nfiles;
         rq.id = file_ids[i];
-        code = rpc_unary(ch, SVC "Resolve", &rq.base,
-                         &engbot__cache__v1__resolve_response__descriptor, &m, 10000,
-                         RPC_CALL_WAIT_FOR_READY, NULL, 0, &st);
+        code =
+            rpc_unary(ch, SVC "Resolve", &rq.base, &engbot__cache__v1__resolve_response__descriptor,
+                      &m, 10000, RPC_CALL_WAIT_FOR_READY, NULL, 0, &st);
     }
     if (code != RPC_OK) {
         if (w->errors++ < 3)
@@ -294,13 +294,13 @@ static int stream(const char *path, int repeat, const char *disk)
         rq.path = (char *)path;
         struct rpc_status st;
         int64_t t0 = clock_mono_us();
-        struct rpc_reader *r = rpc_reader_open(ch, SVC "ReadFile", &rq.base, 60000,
-                                               RPC_CALL_WAIT_FOR_READY, &st);
+        struct rpc_reader *r =
+            rpc_reader_open(ch, SVC "ReadFile", &rq.base, 60000, RPC_CALL_WAIT_FOR_READY, &st);
         uint64_t bytes = 0;
         ProtobufCMessage *m;
         int rc;
-        while (r && (rc = rpc_reader_next(r, &engbot__cache__v1__read_file_response__descriptor,
-                                          &m, &st)) == 1) {
+        while (r && (rc = rpc_reader_next(r, &engbot__cache__v1__read_file_response__descriptor, &m,
+                                          &st)) == 1) {
             bytes += ((Engbot__Cache__V1__ReadFileResponse *)m)->data.len;
             protobuf_c_message_free_unpacked(m, NULL);
         }
@@ -329,8 +329,8 @@ static int stream(const char *path, int repeat, const char *disk)
                 return 1;
             double secs = (double)(clock_mono_us() - t0) / 1e6;
             double mbs = (double)sb.st_size / secs / 1e6;
-            printf("cat %s: %lld bytes in %.3f s = %.0f MB/s\n", disk, (long long)sb.st_size,
-                   secs, mbs);
+            printf("cat %s: %lld bytes in %.3f s = %.0f MB/s\n", disk, (long long)sb.st_size, secs,
+                   mbs);
             if (mbs > cbest)
                 cbest = mbs;
         }
@@ -369,11 +369,13 @@ int main(int argc, char **argv)
     }
     addr = argv[2];
     if (strcmp(cmd, "stream") == 0)
-        return argc < 4 ? 2 : stream(argv[3], argc > 4 ? atoi(argv[4]) : 5, argc > 5 ? argv[5] : NULL);
+        return argc < 4 ? 2
+                        : stream(argv[3], argc > 4 ? atoi(argv[4]) : 5, argc > 5 ? argv[5] : NULL);
     if (load_ids() < 0)
         return 1;
     if (strcmp(cmd, "resolve") == 0) {
-        run_load("resolve", M_RESOLVE, argc > 3 ? atoi(argv[3]) : 4, argc > 4 ? atof(argv[4]) : 5, 0);
+        run_load("resolve", M_RESOLVE, argc > 3 ? atoi(argv[3]) : 4, argc > 4 ? atof(argv[4]) : 5,
+                 0);
     } else if (strcmp(cmd, "list") == 0) {
         run_load("list", M_LIST, argc > 3 ? atoi(argv[3]) : 4, argc > 4 ? atof(argv[4]) : 5, 0);
     } else if (strcmp(cmd, "serial") == 0) {

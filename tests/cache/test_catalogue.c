@@ -72,9 +72,9 @@ TEST(id_format_and_parse)
         upper[i] = (char)(id[i] >= 'a' && id[i] <= 'z' ? id[i] - 32 : id[i]);
     ASSERT_TRUE(catid_parse(upper, CATID_LEN, &back));
     ASSERT_EQ(back, h);
-    ASSERT_FALSE(catid_parse("0123456789a", 11, &back));    /* short */
-    ASSERT_FALSE(catid_parse("0123456789abc", 13, &back));  /* long */
-    ASSERT_FALSE(catid_parse("0123456789ai", 12, &back));   /* 'i' is not in the alphabet */
+    ASSERT_FALSE(catid_parse("0123456789a", 11, &back));   /* short */
+    ASSERT_FALSE(catid_parse("0123456789abc", 13, &back)); /* long */
+    ASSERT_FALSE(catid_parse("0123456789ai", 12, &back));  /* 'i' is not in the alphabet */
     ASSERT_FALSE(catid_parse("0123456789a/", 12, &back));
 }
 

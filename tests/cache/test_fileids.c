@@ -238,8 +238,14 @@ static void write_snapshot(const char *dir, uint32_t version, const uint8_t *con
 
 static size_t put_rec(uint8_t *buf, int64_t bot, const char *path, const char *id)
 {
-    struct fidrec r = {.op = FIDREC_PUT, .bot_id = bot, .size = 5, .mtime_ms = 6, .path = path,
-                       .path_len = strlen(path), .file_id = id, .id_len = strlen(id)};
+    struct fidrec r = {.op = FIDREC_PUT,
+                       .bot_id = bot,
+                       .size = 5,
+                       .mtime_ms = 6,
+                       .path = path,
+                       .path_len = strlen(path),
+                       .file_id = id,
+                       .id_len = strlen(id)};
     return fidrec_encode(&r, buf);
 }
 

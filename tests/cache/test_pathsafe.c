@@ -26,9 +26,9 @@ TEST(lexical_accepts_ordinary_paths)
     ASSERT_EQ(PR("a.pdf"), PS_OK);
     ASSERT_EQ(PR("Mechanical/Drawings/Flange-F300 Rev 2.dxf"), PS_OK);
     ASSERT_EQ(PR("Zeichnungen/Ma\xc3\x9f-Tabelle.pdf"), PS_OK); /* UTF-8 */
-    ASSERT_EQ(PR("100% done.csv"), PS_OK);                     /* a lone '%' */
-    ASSERT_EQ(PR("a%20b.pdf"), PS_OK);                         /* not a separator */
-    ASSERT_EQ(PR("a..b/c...d"), PS_OK);                        /* dots inside names */
+    ASSERT_EQ(PR("100% done.csv"), PS_OK);                      /* a lone '%' */
+    ASSERT_EQ(PR("a%20b.pdf"), PS_OK);                          /* not a separator */
+    ASSERT_EQ(PR("a..b/c...d"), PS_OK);                         /* dots inside names */
 }
 
 TEST(lexical_nul_byte)
@@ -96,11 +96,13 @@ TEST(lexical_control_characters)
 
 TEST(lexical_invalid_utf8)
 {
-    ASSERT_EQ(PR("a\xc0\xaf" "b"), PS_BAD_UTF8);     /* overlong '/' */
+    ASSERT_EQ(PR("a\xc0\xaf"
+                 "b"),
+              PS_BAD_UTF8);                           /* overlong '/' */
     ASSERT_EQ(PR("\xc0\xae\xc0\xae/x"), PS_BAD_UTF8); /* overlong ".." */
     ASSERT_EQ(PR("a\xff"), PS_BAD_UTF8);
-    ASSERT_EQ(PR("\xed\xa0\x80"), PS_BAD_UTF8); /* a surrogate */
-    ASSERT_EQ(PR("\xe2\x82"), PS_BAD_UTF8);     /* truncated */
+    ASSERT_EQ(PR("\xed\xa0\x80"), PS_BAD_UTF8);     /* a surrogate */
+    ASSERT_EQ(PR("\xe2\x82"), PS_BAD_UTF8);         /* truncated */
     ASSERT_EQ(PR("\xf4\x90\x80\x80"), PS_BAD_UTF8); /* above U+10FFFF */
 }
 

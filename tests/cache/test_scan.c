@@ -70,8 +70,12 @@ TEST(ids_are_stable_across_rescans_and_restarts)
     struct scan_result r;
     ASSERT_EQ(scan_full(a.scan, SCAN_RESCAN, &r), 0);
     ASSERT_EQ(r.added, 11); /* 5 files and 6 folders */
-    const char *paths[] = {"", "README.md", "Mechanical", "Mechanical/Drawings",
-                           "Mechanical/Drawings/Bracket-A100.dxf", "Standards/ISO-2768.pdf",
+    const char *paths[] = {"",
+                           "README.md",
+                           "Mechanical",
+                           "Mechanical/Drawings",
+                           "Mechanical/Drawings/Bracket-A100.dxf",
+                           "Standards/ISO-2768.pdf",
                            "Empty"};
     char ids[7][16];
     for (int i = 0; i < 7; i++) {

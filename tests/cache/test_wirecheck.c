@@ -7,8 +7,8 @@
 TEST(nul_in_a_top_level_string)
 {
     /* ResolveRequest{path: "a.pdf\0../../etc/passwd"}: field 2, wire type 2. */
-    static const uint8_t msg[] = {0x12, 22, 'a', '.', 'p', 'd', 'f', 0, '.', '.', '/', '.', '.',
-                                  '/', 'e', 't', 'c', '/', 'p', 'a', 's', 's', 'w', 'd'};
+    static const uint8_t msg[] = {0x12, 22,  'a', '.', 'p', 'd', 'f', 0,   '.', '.', '/', '.',
+                                  '.',  '/', 'e', 't', 'c', '/', 'p', 'a', 's', 's', 'w', 'd'};
     const char *field;
     ASSERT_TRUE(wire_string_has_nul(&engbot__cache__v1__resolve_request__descriptor, msg,
                                     sizeof msg, &field));
@@ -39,14 +39,14 @@ TEST(clean_requests_and_bytes_fields_pass)
     uint8_t buf[128];
     size_t n = engbot__cache__v1__list_folder_request__pack(&rq, buf);
     const char *field;
-    ASSERT_FALSE(wire_string_has_nul(&engbot__cache__v1__list_folder_request__descriptor, buf, n,
-                                     &field));
+    ASSERT_FALSE(
+        wire_string_has_nul(&engbot__cache__v1__list_folder_request__descriptor, buf, n, &field));
     /* ReadFileResponse.data is bytes: NULs are data there. */
     static const uint8_t resp[] = {0x1a, 3, 0, 0, 0};
     ASSERT_FALSE(wire_string_has_nul(&engbot__cache__v1__read_file_response__descriptor, resp,
                                      sizeof resp, &field));
-    ASSERT_FALSE(wire_string_has_nul(&engbot__cache__v1__resolve_request__descriptor, NULL, 0,
-                                     &field));
+    ASSERT_FALSE(
+        wire_string_has_nul(&engbot__cache__v1__resolve_request__descriptor, NULL, 0, &field));
     /* Malformed input is not this check's business (and must not crash). */
     static const uint8_t bad[] = {0x12, 200, 'a'};
     ASSERT_FALSE(wire_string_has_nul(&engbot__cache__v1__resolve_request__descriptor, bad,
