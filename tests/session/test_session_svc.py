@@ -8,6 +8,7 @@ backup and restore, and start-up failures (unwritable data directory, bad settin
 
 import json
 import os
+import shutil
 import signal
 import tempfile
 import threading
@@ -70,6 +71,7 @@ class SessionSvcTest(unittest.TestCase):
         for p in self.procs:
             if p.alive():
                 p.kill9()
+        shutil.rmtree(self.tmp, ignore_errors=True)
 
     def svc(self, *args, data=None, **kw):
         p = start(data or self.data, *args, **kw)
