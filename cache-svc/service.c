@@ -504,9 +504,23 @@ static int h_get_file_id(struct rpc_call *c, const ProtobufCMessage *req, Protob
     char *path;
     int code = check_nul(s, c, req->descriptor);
     if (code || (code = check_bot(c, rq->bot_id)) ||
-        (code = locate(s, c, rq->id, rq->path, false, &path)) || (code = verify(s, c, path)))
+        (code = locate(s, c, rq->id, rq->path, false, &path)))
         return code;
+    /* Not the existence cache: a file_id must never stand for a file that changed since, so
+     * the file is stat'ed every time (one walk under the root; cheap next to a Telegram call). */
+    struct stat st;
+    struct ps_err e;
+    if (ps_resolve(s->d.root, path, PS_WANT_FILE, NULL, &st, &e) < 0) {
+        if (e.reason != PS_IO)
+            scan_path(s->d.scan, path, SCAN_EXISTENCE, NULL);
+        return refuse(s, c, &e, "path");
+    }
+    exist_mark(s->d.exist, path);
     Entry *now = entry_at(s, c, path);
+    if (now && (now->size != (uint64_t)st.st_size || now->mtime_unix_ms != mtime_ms(&st))) {
+        scan_path(s->d.scan, path, SCAN_EXISTENCE, NULL); /* the catalogue was behind */
+        now = entry_at(s, c, path);
+    }
     if (!now || now->kind != ENGBOT__CACHE__V1__ENTRY_KIND__ENTRY_KIND_FILE)
         return rpc_call_errorf(c, now ? RPC_FAILED_PRECONDITION : RPC_NOT_FOUND,
                                now ? "a folder has no file_id" : "the file left the catalogue");

@@ -599,6 +599,15 @@ class FileIdTest(CacheBase):
         self.assertGreaterEqual(fid.misses, 2)
         self.assertEqual(fid.entries, 1)  # README.md's
 
+    def test_stale_file_id_never_served_even_when_nothing_announced_the_change(self):
+        write(self.root, "a.pdf", "%PDF-1.4 one\n")
+        p = self.svc("--inotify=false", "--rescan-interval=0", "--file-cache-duration=1h")
+        key = self.key_of(p, "a.pdf")
+        self.assertTrue(call(p.addr, "PutFileId", pb.PutFileIdRequest(key=key, file_id="one")).stored)
+        self.assertEqual(self.get(p, "a.pdf").file_id, "one")
+        write(self.root, "a.pdf", "%PDF-1.4 two, longer\n")  # no event, no rescan, cache fresh
+        self.assertStatus(lambda: self.get(p, "a.pdf"), grpc.StatusCode.NOT_FOUND, "changed")
+
     def listed_ok(self, p, path):
         return status_of(lambda: call(p.addr, "Resolve", pb.ResolveRequest(path=path)))[0] == \
             grpc.StatusCode.OK
