@@ -84,7 +84,8 @@ static void on_durable(void *arg, uint64_t seq)
         kick(b);
 }
 
-/* ---- waiters ---------------------------------------------------------------------------------- */
+/* ---- waiters ----------------------------------------------------------------------------------
+ */
 
 static void waiter_unlink(struct broker *b, struct waiter *w)
 {
@@ -148,7 +149,8 @@ static void finish_all(struct waiter *done)
     }
 }
 
-/* ---- scheduler --------------------------------------------------------------------------------- */
+/* ---- scheduler ---------------------------------------------------------------------------------
+ */
 
 static int64_t run_once(struct broker *b)
 {
@@ -214,7 +216,8 @@ static void *sched_main(void *arg)
     return NULL;
 }
 
-/* ---- API ---------------------------------------------------------------------------------------- */
+/* ---- API ----------------------------------------------------------------------------------------
+ */
 
 struct broker *broker_open(const struct broker_opts *o, struct wal_replay_stats *st, char *err,
                            size_t errlen)

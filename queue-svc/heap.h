@@ -45,6 +45,6 @@ static inline struct hnode *heap_top(const struct heap *h)
 }
 struct hnode *heap_pop(struct heap *h);
 
-#define HEAP_ENTRY(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#define HEAP_ENTRY(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 #endif

@@ -100,7 +100,9 @@ static void parse_rate(const char *flag, const char *value, int64_t burst, struc
         char env[64];
         size_t i = 0;
         for (; flag[i] && i < sizeof env - 1; i++)
-            env[i] = flag[i] == '-' ? '_' : (char)(flag[i] >= 'a' && flag[i] <= 'z' ? flag[i] - 32 : flag[i]);
+            env[i] = flag[i] == '-'
+                         ? '_'
+                         : (char)(flag[i] >= 'a' && flag[i] <= 'z' ? flag[i] - 32 : flag[i]);
         env[i] = '\0';
         fprintf(stderr, "%s: invalid --%s / %s='%s': expected %s\n", PROG, flag, env, value, why);
         exit(2);
@@ -139,14 +141,16 @@ int main(int argc, char **argv)
     parse_rate("chat-rate", S.chat_rate, S.chat_burst, &o.q.chat);
     parse_rate("group-rate", S.group_rate, S.group_burst, &o.q.group);
     if (S.max_payload > S.max_bytes) {
-        fprintf(stderr, "%s: invalid --max-payload / MAX_PAYLOAD=%lld: expected at most "
-                        "QUEUE_MAX_BYTES (%lld)\n",
+        fprintf(stderr,
+                "%s: invalid --max-payload / MAX_PAYLOAD=%lld: expected at most "
+                "QUEUE_MAX_BYTES (%lld)\n",
                 PROG, (long long)S.max_payload, (long long)S.max_bytes);
         exit(2);
     }
     if (S.max_payload + 4096 > common.max_recv_msg) {
-        fprintf(stderr, "%s: invalid --max-payload / MAX_PAYLOAD=%lld: a request carrying it "
-                        "would not fit MAX_RECV_MSG (%lld)\n",
+        fprintf(stderr,
+                "%s: invalid --max-payload / MAX_PAYLOAD=%lld: a request carrying it "
+                "would not fit MAX_RECV_MSG (%lld)\n",
                 PROG, (long long)S.max_payload, (long long)common.max_recv_msg);
         exit(2);
     }

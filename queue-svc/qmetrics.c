@@ -7,7 +7,7 @@
 #include <pthread.h>
 
 static const double seconds_buckets[] = {0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1,
-                                         2.5,   5,     10,   30,   60,  300, 1800};
+                                         2.5,   5,     10,   30,   60,  300,  1800};
 static const double batch_buckets[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096};
 
 static struct metric *labelled(const char *name, const char *help, const char *label,
@@ -36,8 +36,9 @@ void qmetrics_init(struct broker_opts *o)
     c[QC_RETRIED_RETRY_AFTER] = labelled("queue_retried_total", ret, "kind", "retry_after");
     c[QC_EXPIRED] = metrics_counter("queue_expired_total",
                                     "Jobs removed because their deadline passed (one by one).");
-    c[QC_LEASE_EXPIRED] = metrics_counter(
-        "queue_lease_expired_total", "Leases that ran out without an answer (job back in its lane).");
+    c[QC_LEASE_EXPIRED] =
+        metrics_counter("queue_lease_expired_total",
+                        "Leases that ran out without an answer (job back in its lane).");
     const char *dl = "Jobs moved to the dead-letter list, by reason (failed, max_attempts).";
     c[QC_DEAD_FAILED] = labelled("queue_dead_lettered_total", dl, "reason", "failed");
     c[QC_DEAD_MAX_ATTEMPTS] = labelled("queue_dead_lettered_total", dl, "reason", "max_attempts");
@@ -47,7 +48,8 @@ void qmetrics_init(struct broker_opts *o)
     c[QC_DROP_QUEUE_FULL] = labelled("queue_dropped_total", dr, "reason", "queue_full");
     c[QC_DROP_DEAD_FULL] = labelled("queue_dropped_total", dr, "reason", "dead_letters_full");
     c[QC_PURGED] = metrics_counter("queue_purged_total", "Jobs removed by PurgeLane.");
-    c[QC_REQUEUED] = metrics_counter("queue_requeued_total", "Dead letters sent back to their lane.");
+    c[QC_REQUEUED] =
+        metrics_counter("queue_requeued_total", "Dead letters sent back to their lane.");
     const char *rl = "Times a lane (or, for global, a Lease) had to wait for a rate limit: "
                      "global bucket, chat bucket, group bucket, or a 429's retry_after.";
     c[QC_WAIT_GLOBAL] = labelled("queue_ratelimit_waits_total", rl, "limit", "global");
@@ -55,26 +57,27 @@ void qmetrics_init(struct broker_opts *o)
     c[QC_WAIT_GROUP] = labelled("queue_ratelimit_waits_total", rl, "limit", "group");
     c[QC_WAIT_PAUSE] = labelled("queue_ratelimit_waits_total", rl, "limit", "retry_after");
 
-    struct metric_family *jobs = metrics_family(
-        "queue_jobs", "Jobs in the queue by state (queued, leased, dead).", METRIC_GAUGE, "state",
-        NULL, 0);
+    struct metric_family *jobs =
+        metrics_family("queue_jobs", "Jobs in the queue by state (queued, leased, dead).",
+                       METRIC_GAUGE, "state", NULL, 0);
     o->gauges[0] = metrics_child(jobs, "queued");
     o->gauges[1] = metrics_child(jobs, "leased");
     o->gauges[2] = metrics_child(jobs, "dead");
     o->gauges[3] = metrics_gauge("queue_lanes", "Lanes (chats) with queued or leased jobs.");
     o->time_in_queue = metrics_histogram(
-        "queue_time_in_queue_seconds", "From enqueue to the first lease of a job.",
-        seconds_buckets, (int)(sizeof seconds_buckets / sizeof seconds_buckets[0]));
+        "queue_time_in_queue_seconds", "From enqueue to the first lease of a job.", seconds_buckets,
+        (int)(sizeof seconds_buckets / sizeof seconds_buckets[0]));
     o->w.fsync_seconds = metrics_histogram("queue_wal_fsync_seconds",
                                            "Write-ahead log fsync latency (one per group commit).",
                                            metrics_latency_buckets, metrics_latency_nbuckets);
-    o->w.batch_records = metrics_histogram(
-        "queue_wal_batch_records", "Records made durable by one group commit.", batch_buckets,
-        (int)(sizeof batch_buckets / sizeof batch_buckets[0]));
+    o->w.batch_records =
+        metrics_histogram("queue_wal_batch_records", "Records made durable by one group commit.",
+                          batch_buckets, (int)(sizeof batch_buckets / sizeof batch_buckets[0]));
     o->w.compactions = metrics_counter("queue_wal_compactions_total",
                                        "Write-ahead log compactions (snapshot + new generation).");
-    o->w.errors = metrics_counter("queue_wal_errors_total",
-                                  "Write-ahead log writes that failed (the answer was UNAVAILABLE).");
+    o->w.errors =
+        metrics_counter("queue_wal_errors_total",
+                        "Write-ahead log writes that failed (the answer was UNAVAILABLE).");
 }
 
 /* The broker the scrape-time gauges read; NULL once it is being closed. */

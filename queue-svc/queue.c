@@ -263,7 +263,8 @@ void lane_refresh(struct queue *q, struct lane *l, int64_t now)
         return;
     struct job *h = l->head;
     if (!h) {
-        int64_t free_at = max64(l->paused_until, bucket_full_at(&l->bucket, lane_rate(q, l->kind), now));
+        int64_t free_at =
+            max64(l->paused_until, bucket_full_at(&l->bucket, lane_rate(q, l->kind), now));
         l->idle.key = free_at;
         l->idle.tie = (uint64_t)l->key;
         heap_push(&q->idle, &l->idle);
@@ -400,7 +401,8 @@ void dead_unlink(struct queue *q, struct job *j)
     q->ndead--;
 }
 
-/* ---- dedupe ----------------------------------------------------------------------------------- */
+/* ---- dedupe -----------------------------------------------------------------------------------
+ */
 
 static bool dd_eq(const void *v, const void *key)
 {
@@ -492,7 +494,8 @@ static void dedupe_retire(struct queue *q, struct dedupe *e)
         dedupe_free(q, e);
 }
 
-/* ---- jobs -------------------------------------------------------------------------------------- */
+/* ---- jobs --------------------------------------------------------------------------------------
+ */
 
 struct job *job_alloc(uint64_t id, int64_t lane_key, enum lane_kind kind, const char *method,
                       const uint8_t *payload, size_t payload_len, const char *dedupe_key)
@@ -614,7 +617,8 @@ static uint64_t new_token(struct queue *q)
     return t;
 }
 
-/* ---- producers ---------------------------------------------------------------------------------- */
+/* ---- producers ----------------------------------------------------------------------------------
+ */
 
 static bool method_ok(const char *m)
 {
@@ -674,8 +678,9 @@ enum qerr queue_enqueue(struct queue *q, const struct enq_spec *s, int64_t now,
         return invalid(q);
     }
     if (!method_ok(s->method)) {
-        seterr(q, "method '%.80s' is not a Bot API method name (1-%d letters, digits or _, e.g. "
-                  "sendMessage)",
+        seterr(q,
+               "method '%.80s' is not a Bot API method name (1-%d letters, digits or _, e.g. "
+               "sendMessage)",
                s->method ? s->method : "", METHOD_MAX);
         return invalid(q);
     }
@@ -744,13 +749,14 @@ enum qerr queue_enqueue(struct queue *q, const struct enq_spec *s, int64_t now,
         if (!feasible) {
             if (over_jobs) {
                 count(q, QC_REJ_QUEUE_FULL);
-                seterr(q, "queue is full (%" PRIu64 " jobs, QUEUE_MAX_SIZE=%" PRId64
-                          "): retry later",
+                seterr(q,
+                       "queue is full (%" PRIu64 " jobs, QUEUE_MAX_SIZE=%" PRId64 "): retry later",
                        q->nqueued + q->nleased, q->o.max_jobs);
             } else {
                 count(q, QC_REJ_BYTES_FULL);
-                seterr(q, "queue is full (%" PRIu64 " payload bytes, QUEUE_MAX_BYTES=%" PRId64
-                          "): retry later",
+                seterr(q,
+                       "queue is full (%" PRIu64 " payload bytes, QUEUE_MAX_BYTES=%" PRId64
+                       "): retry later",
                        q->bytes, q->o.max_bytes);
             }
             return Q_EFULL;
@@ -806,7 +812,8 @@ enum qerr queue_enqueue(struct queue *q, const struct enq_spec *s, int64_t now,
     return Q_OK;
 }
 
-/* ---- senders ------------------------------------------------------------------------------------ */
+/* ---- senders ------------------------------------------------------------------------------------
+ */
 
 size_t queue_take(struct queue *q, int64_t now, size_t max, int64_t lease_ms, size_t max_bytes,
                   struct job **out)
@@ -856,26 +863,30 @@ static enum qerr lookup_lease(struct queue *q, uint64_t id, uint64_t token, stru
 {
     struct job *j = hmap_get(&q->jobs, id, NULL, NULL);
     if (!j) {
-        seterr(q, "job %" PRIu64 " is not in the queue (acked, expired, purged or never "
-                  "enqueued)",
+        seterr(q,
+               "job %" PRIu64 " is not in the queue (acked, expired, purged or never "
+               "enqueued)",
                id);
         return Q_ENOTFOUND;
     }
     if (j->state == JS_DEAD) {
-        seterr(q, "job %" PRIu64 " is not leased: it is a dead letter (RequeueDeadLetter sends "
-                  "it again)",
+        seterr(q,
+               "job %" PRIu64 " is not leased: it is a dead letter (RequeueDeadLetter sends "
+               "it again)",
                id);
         return Q_ELEASE;
     }
     if (j->state != JS_LEASED) {
-        seterr(q, "job %" PRIu64 " is not leased: its lease ran out and it went back to lane "
-                  "%" PRId64 "; lease it again",
+        seterr(q,
+               "job %" PRIu64 " is not leased: its lease ran out and it went back to lane "
+               "%" PRId64 "; lease it again",
                id, j->lane_key);
         return Q_ELEASE;
     }
     if (j->lease_token != token) {
-        seterr(q, "job %" PRIu64 " is leased under another lease_token (this lease ran out and "
-                  "the job was leased again)",
+        seterr(q,
+               "job %" PRIu64 " is leased under another lease_token (this lease ran out and "
+               "the job was leased again)",
                id);
         return Q_ELEASE;
     }
@@ -960,10 +971,9 @@ enum qerr queue_retry(struct queue *q, const struct retry_spec *s, int64_t now,
     job_set_error(j, s->error);
     if (s->has_new_payload)
         job_set_payload(q, j, s->new_payload, s->new_payload_len);
-    j->not_before_ms = s->retry_after_ms
-                           ? now + s->retry_after_ms
-                           : now + backoff_ms(j->attempts, q->o.backoff_base_ms,
-                                              q->o.backoff_max_ms, &q->rng);
+    j->not_before_ms = s->retry_after_ms ? now + s->retry_after_ms
+                                         : now + backoff_ms(j->attempts, q->o.backoff_base_ms,
+                                                            q->o.backoff_max_ms, &q->rng);
     struct lane *dest = l;
     if (s->new_lane_key && s->new_lane_key != j->lane_key) {
         /* migrate_to_chat_id: the job follows the chat to its new id, behind what is there. */
@@ -1004,7 +1014,8 @@ enum qerr queue_fail(struct queue *q, uint64_t id, uint64_t token, const char *e
     return Q_OK;
 }
 
-/* ---- time ---------------------------------------------------------------------------------------- */
+/* ---- time
+ * ---------------------------------------------------------------------------------------- */
 
 void queue_tick(struct queue *q, int64_t now)
 {
@@ -1094,7 +1105,8 @@ uint64_t queue_last_seq(const struct queue *q)
     return q->last_seq;
 }
 
-/* ---- operators ------------------------------------------------------------------------------------ */
+/* ---- operators
+ * ------------------------------------------------------------------------------------ */
 
 static void fill_info(const struct lane *l, struct lane_info *i, int64_t now)
 {
@@ -1205,8 +1217,9 @@ enum qerr queue_requeue_dead(struct queue *q, uint64_t id, int64_t now, const st
     if (q->nqueued + q->nleased + 1 > (uint64_t)q->o.max_jobs ||
         q->bytes + j->payload_len > (uint64_t)q->o.max_bytes) {
         count(q, QC_REJ_QUEUE_FULL);
-        seterr(q, "queue is full (%" PRIu64 " jobs, %" PRIu64 " payload bytes; QUEUE_MAX_SIZE=%"
-                  PRId64 ", QUEUE_MAX_BYTES=%" PRId64 "): retry later",
+        seterr(q,
+               "queue is full (%" PRIu64 " jobs, %" PRIu64 " payload bytes; QUEUE_MAX_SIZE=%" PRId64
+               ", QUEUE_MAX_BYTES=%" PRId64 "): retry later",
                q->nqueued + q->nleased, q->bytes, q->o.max_jobs, q->o.max_bytes);
         return Q_EFULL;
     }

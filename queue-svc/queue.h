@@ -48,10 +48,10 @@ enum job_state {
 
 enum qerr {
     Q_OK = 0,
-    Q_EINVAL,     /* the request is wrong; retrying it will not help */
-    Q_EFULL,      /* queue, lane or bytes limit: retry later */
-    Q_ENOTFOUND,  /* no such job (or dead letter) */
-    Q_ELEASE,     /* the job is not leased under that token (lease expired or acked) */
+    Q_EINVAL,    /* the request is wrong; retrying it will not help */
+    Q_EFULL,     /* queue, lane or bytes limit: retry later */
+    Q_ENOTFOUND, /* no such job (or dead letter) */
+    Q_ELEASE,    /* the job is not leased under that token (lease expired or acked) */
 };
 
 /* Counters (GetStats and /metrics). */
@@ -83,12 +83,12 @@ enum qcounter {
 };
 
 struct queue_opts {
-    int64_t max_jobs;      /* QUEUE_MAX_SIZE: queued + leased */
-    int64_t max_bytes;     /* QUEUE_MAX_BYTES: payload bytes of queued + leased jobs */
-    int64_t lane_max;      /* LANE_MAX_SIZE: queued + leased per lane */
-    bool drop_oldest;      /* OVERFLOW_POLICY=drop-oldest */
-    int64_t default_ttl_ms; /* REQUEST_TIMEOUT */
-    int64_t max_ttl_ms;     /* longest timeout_ms a request may ask for */
+    int64_t max_jobs;         /* QUEUE_MAX_SIZE: queued + leased */
+    int64_t max_bytes;        /* QUEUE_MAX_BYTES: payload bytes of queued + leased jobs */
+    int64_t lane_max;         /* LANE_MAX_SIZE: queued + leased per lane */
+    bool drop_oldest;         /* OVERFLOW_POLICY=drop-oldest */
+    int64_t default_ttl_ms;   /* REQUEST_TIMEOUT */
+    int64_t max_ttl_ms;       /* longest timeout_ms a request may ask for */
     int64_t dedupe_window_ms; /* DEDUPE_WINDOW; 0 = no dedupe */
     int64_t dedupe_max;       /* DEDUPE_MAX_KEYS */
     uint32_t max_attempts;    /* MAX_ATTEMPTS */
@@ -127,8 +127,8 @@ struct job {
 
     /* private to queue.c */
     struct lane *lane;
-    struct job *prev, *next;   /* lane FIFO, or the dead-letter list */
-    struct job *aprev, *anext; /* live jobs, oldest first (drop-oldest) */
+    struct job *prev, *next;    /* lane FIFO, or the dead-letter list */
+    struct job *aprev, *anext;  /* live jobs, oldest first (drop-oldest) */
     struct hnode deadline_node; /* queued jobs by deadline */
     struct hnode lease_node;    /* leased jobs by lease deadline */
     struct dedupe *dd;
@@ -149,9 +149,9 @@ struct qevent {
     enum qev_type type;
     uint64_t seq; /* increasing, one per event */
     const struct job *job;
-    enum job_state state;   /* QEV_REMOVE */
-    int64_t paused_until;   /* QEV_RETRY: the lane's pause (0 = none) */
-    bool payload_changed;   /* QEV_RETRY */
+    enum job_state state; /* QEV_REMOVE */
+    int64_t paused_until; /* QEV_RETRY: the lane's pause (0 = none) */
+    bool payload_changed; /* QEV_RETRY */
 };
 
 typedef void queue_sink_fn(void *arg, const struct qevent *ev);
@@ -285,9 +285,9 @@ bool queue_restore_job(struct queue *q, const struct job_image *im);
 bool queue_restore_ack(struct queue *q, uint64_t id);
 bool queue_restore_remove(struct queue *q, uint64_t id, enum job_state why);
 bool queue_restore_retry(struct queue *q, uint64_t id, uint32_t attempts, uint32_t waived,
-                         int64_t not_before,
-                         const char *error, int64_t new_lane_key, const uint8_t *payload,
-                         size_t payload_len, bool has_payload, int64_t paused_until);
+                         int64_t not_before, const char *error, int64_t new_lane_key,
+                         const uint8_t *payload, size_t payload_len, bool has_payload,
+                         int64_t paused_until);
 bool queue_restore_dead(struct queue *q, uint64_t id, uint32_t attempts, const char *error,
                         int64_t dead_ms);
 bool queue_restore_requeue(struct queue *q, uint64_t id, int64_t deadline_ms);

@@ -7,20 +7,20 @@
 #include "hmap.h"
 #include "queue.h"
 
-#define METHOD_MAX    64   /* Bot API method names are short ("sendMessage") */
+#define METHOD_MAX     64 /* Bot API method names are short ("sendMessage") */
 #define DEDUPE_KEY_MAX 256
-#define ERROR_MAX     1024 /* a sender's last_error is kept up to this many bytes */
+#define ERROR_MAX      1024 /* a sender's last_error is kept up to this many bytes */
 
 struct lane {
     int64_t key;
-    enum lane_kind kind; /* PRIVATE, GROUP or UNLIMITED: which bucket applies */
+    enum lane_kind kind;     /* PRIVATE, GROUP or UNLIMITED: which bucket applies */
     struct job *head, *tail; /* queued jobs, in order */
     uint32_t nqueued;
     struct job *in_flight; /* at most one */
     int64_t paused_until;  /* 429 retry_after; 0 = not paused */
     struct bucket bucket;
-    struct hnode ready; /* in q->ready: may send at ready.key */
-    struct hnode idle;  /* in q->idle: empty, may be forgotten at idle.key */
+    struct hnode ready;             /* in q->ready: may send at ready.key */
+    struct hnode idle;              /* in q->idle: empty, may be forgotten at idle.key */
     struct lane *dw_prev, *dw_next; /* in q->dw_head: head waits for its record to be durable */
     bool in_dw;
     bool counted; /* counted in q->nlanes (has jobs) */

@@ -62,8 +62,8 @@ bool queue_restore_job(struct queue *q, const struct job_image *im)
         /* A live job's key wins over a dead letter's (both may carry it). */
         struct dedupe *e = dedupe_find(q, j->dedupe_key);
         if (!e || !live(e->job))
-            dedupe_add(q, j->dedupe_key, j->id, j->state,
-                       j->enqueued_ms + q->o.dedupe_window_ms, j);
+            dedupe_add(q, j->dedupe_key, j->id, j->state, j->enqueued_ms + q->o.dedupe_window_ms,
+                       j);
     }
     if (im->dead)
         trim_dead(q);
@@ -87,9 +87,9 @@ bool queue_restore_remove(struct queue *q, uint64_t id, enum job_state why)
 }
 
 bool queue_restore_retry(struct queue *q, uint64_t id, uint32_t attempts, uint32_t waived,
-                         int64_t not_before,
-                         const char *error, int64_t new_lane_key, const uint8_t *payload,
-                         size_t payload_len, bool has_payload, int64_t paused_until)
+                         int64_t not_before, const char *error, int64_t new_lane_key,
+                         const uint8_t *payload, size_t payload_len, bool has_payload,
+                         int64_t paused_until)
 {
     struct job *j = hmap_get(&q->jobs, id, NULL, NULL);
     if (!live(j))
@@ -234,7 +234,8 @@ void queue_restore_done(struct queue *q, uint64_t next_id, uint64_t last_seq, in
     update_gauges(q);
 }
 
-/* ---- snapshot walk ---------------------------------------------------------------------------- */
+/* ---- snapshot walk ----------------------------------------------------------------------------
+ */
 
 struct visit_ctx {
     const struct queue_visitor *v;
@@ -270,7 +271,8 @@ void queue_visit(const struct queue *q, const struct queue_visitor *v, int64_t n
     hmap_each(&q->dedupe, visit_dd, &c);
 }
 
-/* ---- invariants --------------------------------------------------------------------------------- */
+/* ---- invariants ---------------------------------------------------------------------------------
+ */
 
 struct check_ctx {
     const struct queue *q;
@@ -285,8 +287,8 @@ static void check_lane(void *arg, void *p)
     uint32_t n = 0;
     const struct job *prev = NULL;
     for (const struct job *j = l->head; j; j = j->next) {
-        if (j->prev != prev || j->lane != l || j->state != JS_QUEUED ||
-            j->lane_key != l->key || !hnode_linked(&j->deadline_node))
+        if (j->prev != prev || j->lane != l || j->state != JS_QUEUED || j->lane_key != l->key ||
+            !hnode_linked(&j->deadline_node))
             c->err = "lane FIFO link, lane, state or deadline node wrong";
         prev = j;
         n++;

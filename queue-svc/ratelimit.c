@@ -48,7 +48,7 @@ void rate_format(const struct rate *r, char *out, size_t cap)
         snprintf(out, cap, "unlimited");
         return;
     }
-    const char *u = r->period_ms == 1        ? "ms"
+    const char *u = r->period_ms == 1         ? "ms"
                     : r->period_ms == 1000    ? "s"
                     : r->period_ms == 60000   ? "min"
                     : r->period_ms == 3600000 ? "h"

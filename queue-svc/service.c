@@ -20,7 +20,7 @@
 #include <string.h>
 
 #define MAX_LEASE_JOBS 100
-#define MAX_PAGE      1000
+#define MAX_PAGE       1000
 
 typedef Engbot__Queue__V1__Job PbJob;
 
@@ -30,7 +30,8 @@ struct qservice {
     int64_t started_ms;
 };
 
-/* ---- mapping ----------------------------------------------------------------------------------- */
+/* ---- mapping -----------------------------------------------------------------------------------
+ */
 
 /* The one place where a queue error becomes a gRPC status. */
 static int reply_err(struct rpc_call *c, enum qerr e, const char *msg)
@@ -134,7 +135,8 @@ static void set_err(struct change *ch, struct queue *q, enum qerr e)
     snprintf(ch->msg, sizeof ch->msg, "%s", queue_errstr(q));
 }
 
-/* ---- Enqueue ----------------------------------------------------------------------------------- */
+/* ---- Enqueue -----------------------------------------------------------------------------------
+ */
 
 static void do_enqueue(void *arg, struct queue *q, int64_t now)
 {
@@ -170,7 +172,8 @@ static int h_enqueue(struct rpc_call *c, const ProtobufCMessage *req, ProtobufCM
     return run_change(svc, c, do_enqueue, &ch);
 }
 
-/* ---- Lease ------------------------------------------------------------------------------------- */
+/* ---- Lease -------------------------------------------------------------------------------------
+ */
 
 struct lease_call {
     struct rpc_call *c;
@@ -253,7 +256,8 @@ static void lease_closed(struct rpc_call *c, bool cancelled, void *svc)
     }
 }
 
-/* ---- Ack, Retry, Fail -------------------------------------------------------------------------- */
+/* ---- Ack, Retry, Fail --------------------------------------------------------------------------
+ */
 
 static void do_ack(void *arg, struct queue *q, int64_t now)
 {
@@ -264,8 +268,7 @@ static void do_ack(void *arg, struct queue *q, int64_t now)
         set_err(ch, q, e);
 }
 
-static int h_ack(struct rpc_call *c, const ProtobufCMessage *req, ProtobufCMessage *resp,
-                 void *svc)
+static int h_ack(struct rpc_call *c, const ProtobufCMessage *req, ProtobufCMessage *resp, void *svc)
 {
     struct change ch = {.rq = req, .rs = resp};
     return run_change(svc, c, do_ack, &ch);
@@ -319,7 +322,8 @@ static int h_fail(struct rpc_call *c, const ProtobufCMessage *req, ProtobufCMess
     return run_change(svc, c, do_fail, &ch);
 }
 
-/* ---- operators --------------------------------------------------------------------------------- */
+/* ---- operators ---------------------------------------------------------------------------------
+ */
 
 static bool parse_token(const char *s, bool has_sign, int64_t *i, uint64_t *u)
 {
@@ -487,16 +491,15 @@ static void do_dead_letters(void *arg, struct queue *q, int64_t now)
     free(jobs);
 }
 
-static int h_dead_letters(struct rpc_call *c, const ProtobufCMessage *req,
-                          ProtobufCMessage *resp, void *svc)
+static int h_dead_letters(struct rpc_call *c, const ProtobufCMessage *req, ProtobufCMessage *resp,
+                          void *svc)
 {
     const Engbot__Queue__V1__ListDeadLettersRequest *rq = (const void *)req;
     struct read_ctx r = {.c = c, .rq = rq, .rs = resp, .qs = svc};
     int code = page_size(c, rq->page_size, 100, &r.max);
     if (code != RPC_OK)
         return code;
-    if (rq->page_token && *rq->page_token &&
-        !parse_token(rq->page_token, false, NULL, &r.uafter))
+    if (rq->page_token && *rq->page_token && !parse_token(rq->page_token, false, NULL, &r.uafter))
         return rpc_call_errorf(c, RPC_INVALID_ARGUMENT,
                                "page_token '%.40s' is not from a ListDeadLetters answer",
                                rq->page_token);
@@ -567,7 +570,8 @@ static int h_stats(struct rpc_call *c, const ProtobufCMessage *req, ProtobufCMes
     return RPC_OK;
 }
 
-/* ---- registration ------------------------------------------------------------------------------ */
+/* ---- registration ------------------------------------------------------------------------------
+ */
 
 static void drain_hook(void *arg)
 {

@@ -8,10 +8,10 @@
 #include "rpc.h"
 
 struct qservice_opts {
-    int64_t max_lease_wait_ms;  /* MAX_LEASE_WAIT: a Lease waits at most this long */
-    int64_t max_lease_ms;       /* longest lease a sender may ask for */
-    size_t reply_max_bytes;     /* payload bytes per Lease/Peek/ListDeadLetters answer */
-    uint64_t max_size;          /* QUEUE_MAX_SIZE (GetStats) */
+    int64_t max_lease_wait_ms; /* MAX_LEASE_WAIT: a Lease waits at most this long */
+    int64_t max_lease_ms;      /* longest lease a sender may ask for */
+    size_t reply_max_bytes;    /* payload bytes per Lease/Peek/ListDeadLetters answer */
+    uint64_t max_size;         /* QUEUE_MAX_SIZE (GetStats) */
 };
 
 struct qservice;

@@ -66,7 +66,8 @@ static void log_path(const struct wal *w, uint64_t gen, char *out, size_t cap)
     snprintf(out, cap, "%s/wal-%020" PRIu64 ".log", w->dir, gen);
 }
 
-/* ---- encoding ---------------------------------------------------------------------------------- */
+/* ---- encoding ----------------------------------------------------------------------------------
+ */
 
 static void job_to_rec(const struct job *j, JobRec *r)
 {
@@ -163,7 +164,8 @@ static void event_record(const struct qevent *ev, Record *r, JobRec *jr,
     }
 }
 
-/* ---- appending ----------------------------------------------------------------------------------- */
+/* ---- appending
+ * ----------------------------------------------------------------------------------- */
 
 static void on_written(void *arg, int err)
 {
@@ -177,8 +179,8 @@ static void on_written(void *arg, int err)
     } else {
         if (w->o.errors)
             metric_inc(w->o.errors);
-        LOG_ERROR("write-ahead log write failed: the change is not durable",
-                  LF_STR("dir", w->dir), LF_STR("error", strerror(err)));
+        LOG_ERROR("write-ahead log write failed: the change is not durable", LF_STR("dir", w->dir),
+                  LF_STR("error", strerror(err)));
     }
     ww->fn(ww->arg, err);
     free(ww);
@@ -262,7 +264,8 @@ uint64_t wal_bytes(struct wal *w)
     return w->log ? rlog_bytes(w->log) : 0;
 }
 
-/* ---- replay ------------------------------------------------------------------------------------- */
+/* ---- replay -------------------------------------------------------------------------------------
+ */
 
 struct replay_ctx {
     struct queue *q;
@@ -340,8 +343,8 @@ static int apply(void *arg, const uint8_t *rec, size_t len)
         break;
     }
     case ENGBOT__QUEUE__WAL__V1__RECORD__OP_DEAD:
-        ok = queue_restore_dead(q, r->dead->id, r->dead->attempts, r->dead->error,
-                                r->dead->dead_ms);
+        ok =
+            queue_restore_dead(q, r->dead->id, r->dead->attempts, r->dead->error, r->dead->dead_ms);
         break;
     case ENGBOT__QUEUE__WAL__V1__RECORD__OP_REQUEUE:
         ok = queue_restore_requeue(q, r->requeue->id, r->requeue->deadline_ms);
@@ -426,14 +429,15 @@ int wal_replay_file(const char *path, uint32_t kind, struct queue *q, uint64_t s
     if (res.damaged) {
         *damaged = true;
         st->damaged++;
-        snprintf(why, whylen, "%s (%" PRIu64 " good records kept, %" PRIu64 " of %" PRIu64
-                              " bytes)",
-                 res.why, res.records, res.good_bytes, res.file_bytes);
+        snprintf(why, whylen,
+                 "%s (%" PRIu64 " good records kept, %" PRIu64 " of %" PRIu64 " bytes)", res.why,
+                 res.records, res.good_bytes, res.file_bytes);
     }
     return 0;
 }
 
-/* ---- snapshots ----------------------------------------------------------------------------------- */
+/* ---- snapshots
+ * ----------------------------------------------------------------------------------- */
 
 /* The serialised state: packed records one after another, each preceded by its u32 length. */
 struct snapbuf {
@@ -620,7 +624,8 @@ static void *compactor(void *arg)
     return NULL;
 }
 
-/* ---- open / close ---------------------------------------------------------------------------------- */
+/* ---- open / close
+ * ---------------------------------------------------------------------------------- */
 
 static int cmp_u64(const void *a, const void *b)
 {
@@ -727,7 +732,8 @@ struct wal *wal_open(const struct wal_opts *o, struct queue *q, pthread_mutex_t 
         char out[4200];
         int crc = copy_aside(path, out, sizeof out);
         LOG_ERROR("snapshot is damaged: keeping what it holds; a copy is kept aside",
-                  LF_STR("file", path), LF_STR("why", why), LF_STR("copy", crc == 0 ? out : "(copy failed)"));
+                  LF_STR("file", path), LF_STR("why", why),
+                  LF_STR("copy", crc == 0 ? out : "(copy failed)"));
     }
     uint64_t skip = st->last_seq;
 

@@ -28,8 +28,8 @@
 #include <stdint.h>
 
 #define WAL_FORMAT_VERSION 1u
-#define WAL_KIND_LOG  0x4c575145u /* "EQWL" */
-#define WAL_KIND_SNAP 0x53575145u /* "EQWS" */
+#define WAL_KIND_LOG       0x4c575145u /* "EQWL" */
+#define WAL_KIND_SNAP      0x53575145u /* "EQWS" */
 
 struct metric;
 

@@ -74,7 +74,8 @@ static void lat_report(const char *what, struct lat *l)
         return;
     }
     qsort(l->us, l->n, sizeof *l->us, cmp64);
-    printf("  %s latency: p50 %" PRId64 " us, p99 %" PRId64 " us, max %" PRId64 " us (%zu samples)\n",
+    printf("  %s latency: p50 %" PRId64 " us, p99 %" PRId64 " us, max %" PRId64
+           " us (%zu samples)\n",
            what, l->us[l->n / 2], l->us[(size_t)((double)l->n * 0.99)], l->us[l->n - 1], l->n);
 }
 
@@ -167,9 +168,9 @@ static int ack(const Engbot__Queue__V1__Job *j)
     a.lease_token = j->lease_token;
     ProtobufCMessage *resp = NULL;
     struct rpc_status st;
-    int code = rpc_unary(ch, "/engbot.queue.v1.QueueService/Ack", &a.base,
-                         &engbot__queue__v1__ack_response__descriptor, &resp, 10000, 0, NULL, 0,
-                         &st);
+    int code =
+        rpc_unary(ch, "/engbot.queue.v1.QueueService/Ack", &a.base,
+                  &engbot__queue__v1__ack_response__descriptor, &resp, 10000, 0, NULL, 0, &st);
     if (resp)
         protobuf_c_message_free_unpacked(resp, NULL);
     if (code != RPC_OK && atomic_fetch_add(&errors, 1) < 5)
@@ -187,9 +188,9 @@ static void *sender(void *arg)
         lr.sender = "bench";
         ProtobufCMessage *m = NULL;
         struct rpc_status st;
-        int code = rpc_unary(ch, "/engbot.queue.v1.QueueService/Lease", &lr.base,
-                             &engbot__queue__v1__lease_response__descriptor, &m, 5000, 0, NULL, 0,
-                             &st);
+        int code =
+            rpc_unary(ch, "/engbot.queue.v1.QueueService/Lease", &lr.base,
+                      &engbot__queue__v1__lease_response__descriptor, &m, 5000, 0, NULL, 0, &st);
         if (code != RPC_OK) {
             if (atomic_fetch_add(&errors, 1) < 5)
                 fprintf(stderr, "Lease: %s %s\n", rpc_code_name(code), st.message);
@@ -233,7 +234,8 @@ static void run_drain(void)
     int64_t t0 = clock_mono_us();
     atomic_store(&stop, false);
     for (int i = 0; i < producers; i++) {
-        ps[i] = (struct prod){.idx = i, .of = producers,
+        ps[i] = (struct prod){.idx = i,
+                              .of = producers,
                               .limit = jobs_total / producers + (i < jobs_total % producers)};
         pthread_create(&th[i], NULL, producer, &ps[i]);
     }

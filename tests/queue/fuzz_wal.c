@@ -95,9 +95,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int fd = memfd_create("wal-fuzz", 0);
     if (fd < 0)
         return 0;
-    int rc = size && data[0] == 'R' ? write_framed(fd, data, size)
+    int rc = size && data[0] == 'R'                           ? write_framed(fd, data, size)
              : size && write(fd, data, size) != (ssize_t)size ? -1
-                                                               : 0;
+                                                              : 0;
     if (rc < 0) {
         close(fd);
         return 0;
@@ -129,8 +129,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 queue_ack(q, jobs[i]->id, jobs[i]->lease_token, t);
                 break;
             case 1: {
-                struct retry_spec rs = {.id = jobs[i]->id, .token = jobs[i]->lease_token,
-                                        .retry_after_ms = 500};
+                struct retry_spec rs = {
+                    .id = jobs[i]->id, .token = jobs[i]->lease_token, .retry_after_ms = 500};
                 struct retry_result rr;
                 queue_retry(q, &rs, t, &rr);
                 break;

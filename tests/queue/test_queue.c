@@ -42,8 +42,7 @@ static struct queue_opts defaults(void)
 }
 
 static enum qerr enq_full(struct queue *q, int64_t lane, int kind, const char *payload,
-                          const char *key, uint32_t timeout_ms, int64_t now,
-                          struct enq_result *r)
+                          const char *key, uint32_t timeout_ms, int64_t now, struct enq_result *r)
 {
     struct enq_spec s = {
         .lane_key = lane,
@@ -189,7 +188,7 @@ TEST(global_bucket_limits_all_lanes)
     ASSERT_EQ(queue_take(q, 0, 100, 0, 1 << 20, jobs), 10); /* the burst */
     ASSERT_EQ(queue_take(q, 0, 100, 0, 1 << 20, jobs), 0);
     ASSERT_TRUE(queue_counter(q, QC_WAIT_GLOBAL) >= 1);
-    ASSERT_EQ(queue_next_ready(q, 0), 34); /* 1000/30 rounded up */
+    ASSERT_EQ(queue_next_ready(q, 0), 34);                     /* 1000/30 rounded up */
     ASSERT_EQ(queue_take(q, 1000, 100, 0, 1 << 20, jobs), 10); /* capped by the burst again */
     queue_free(q);
 }
@@ -204,7 +203,9 @@ TEST(pause_on_429_only_that_lane)
     enq(q, 2, "b2", 0);
     struct job *a = take1(q, 0);
     ASSERT_TRUE(payload_is(a, "a1"));
-    struct retry_spec rs = {.id = a->id, .token = a->lease_token, .retry_after_ms = 5000,
+    struct retry_spec rs = {.id = a->id,
+                            .token = a->lease_token,
+                            .retry_after_ms = 5000,
                             .error = "429 Too Many Requests"};
     struct retry_result rr;
     ASSERT_EQ(queue_retry(q, &rs, 100, &rr), Q_OK);
@@ -513,8 +514,7 @@ TEST(dead_letters_after_max_attempts_and_requeue)
     ASSERT_EQ(queue_requeue_dead(q, id, t, &back), Q_ENOTFOUND);
     struct job *j = take1(q, t);
     ASSERT_TRUE(j && j->id == id);
-    ASSERT_EQ(queue_fail(q, id, j->lease_token, "Forbidden: bot was blocked by the user", t),
-              Q_OK);
+    ASSERT_EQ(queue_fail(q, id, j->lease_token, "Forbidden: bot was blocked by the user", t), Q_OK);
     ASSERT_EQ(queue_counter(q, QC_DEAD_FAILED), 1);
     ASSERT_EQ(queue_dead_letters(q, 0, 4, dl, &more), 1);
     CHECK(q);
@@ -620,9 +620,13 @@ TEST(migrate_moves_job_to_the_new_chat)
     enq(q, -200, "already there", 0);
     struct job *j = take1(q, 0);
     ASSERT_EQ(j->id, id);
-    struct retry_spec rs = {.id = id, .token = j->lease_token, .retry_after_ms = 1,
-                            .new_lane_key = -200, .new_payload = (const uint8_t *)"new",
-                            .new_payload_len = 3, .has_new_payload = true};
+    struct retry_spec rs = {.id = id,
+                            .token = j->lease_token,
+                            .retry_after_ms = 1,
+                            .new_lane_key = -200,
+                            .new_payload = (const uint8_t *)"new",
+                            .new_payload_len = 3,
+                            .has_new_payload = true};
     struct retry_result rr;
     ASSERT_EQ(queue_retry(q, &rs, 0, &rr), Q_OK);
     ASSERT_EQ(queue_find(q, id)->lane_key, -200);

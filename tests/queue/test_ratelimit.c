@@ -2,8 +2,7 @@
 #include "ratelimit.h"
 #include "test.h"
 
-static struct rate R(int64_t n, int64_t period, int64_t burst)
-{
+static struct rate R(int64_t n, int64_t period, int64_t burst) {
     return (struct rate){n, period, burst};
 }
 

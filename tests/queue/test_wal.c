@@ -177,8 +177,8 @@ static bool env_open(struct env *e, const char *dir)
     snprintf(e->dir, sizeof e->dir, "%s", dir);
     pthread_mutex_init(&e->mu, NULL);
     e->q = queue_new(&o, env_sink, e);
-    struct wal_opts wo = {.dir = dir, .fsync = false, .sync_interval_ms = 10,
-                          .compact_bytes = 1 << 30};
+    struct wal_opts wo = {
+        .dir = dir, .fsync = false, .sync_interval_ms = 10, .compact_bytes = 1 << 30};
     e->w = wal_open(&wo, e->q, &e->mu, &e->st, e->err, sizeof e->err);
     if (!e->w) {
         queue_free(e->q);
@@ -203,9 +203,13 @@ static void commit(struct env *e)
 static uint64_t put(struct env *e, int64_t lane, const char *payload, const char *key,
                     uint32_t timeout_ms, int64_t now)
 {
-    struct enq_spec s = {.lane_key = lane, .kind = LK_PRIVATE, .method = "sendMessage",
-                         .payload = (const uint8_t *)payload, .payload_len = strlen(payload),
-                         .dedupe_key = key, .timeout_ms = timeout_ms};
+    struct enq_spec s = {.lane_key = lane,
+                         .kind = LK_PRIVATE,
+                         .method = "sendMessage",
+                         .payload = (const uint8_t *)payload,
+                         .payload_len = strlen(payload),
+                         .dedupe_key = key,
+                         .timeout_ms = timeout_ms};
     struct enq_result r;
     enum qerr err = queue_enqueue(e->q, &s, now, &r);
     commit(e);
@@ -348,7 +352,9 @@ static void history(struct env *e)
     queue_ack(e->q, j->id, j->lease_token, t);
     commit(e);
     j = lease1(e, t); /* b1: 429, lane 2 paused */
-    struct retry_spec rs = {.id = j->id, .token = j->lease_token, .retry_after_ms = 200000,
+    struct retry_spec rs = {.id = j->id,
+                            .token = j->lease_token,
+                            .retry_after_ms = 200000,
                             .error = "Too Many Requests: retry after 200"};
     queue_retry(e->q, &rs, t, &rr);
     commit(e);
@@ -378,9 +384,13 @@ static void history(struct env *e)
     commit(e);
     j = lease1(e, t); /* migrate */
     if (j) {
-        struct retry_spec r3 = {.id = j->id, .token = j->lease_token, .retry_after_ms = 1,
-                                .new_lane_key = -100999, .new_payload = (const uint8_t *)"moved",
-                                .new_payload_len = 5, .has_new_payload = true};
+        struct retry_spec r3 = {.id = j->id,
+                                .token = j->lease_token,
+                                .retry_after_ms = 1,
+                                .new_lane_key = -100999,
+                                .new_payload = (const uint8_t *)"moved",
+                                .new_payload_len = 5,
+                                .has_new_payload = true};
         queue_retry(e->q, &r3, t, &rr);
         commit(e);
     }
@@ -392,8 +402,10 @@ static void history(struct env *e)
     queue_set_durable(e->q, queue_last_seq(e->q), t + 1);
     size_t n = queue_take(e->q, t + 1, 64, 0, 1 << 20, left);
     for (size_t i = 0; i < n; i++) {
-        struct retry_spec r4 = {.id = left[i]->id, .token = left[i]->lease_token,
-                                .retry_after_ms = 1000, .error = "later"};
+        struct retry_spec r4 = {.id = left[i]->id,
+                                .token = left[i]->lease_token,
+                                .retry_after_ms = 1000,
+                                .error = "later"};
         queue_retry(e->q, &r4, t + 1, &rr);
     }
     commit(e);
@@ -443,9 +455,9 @@ TEST(replay_gives_back_the_state)
     history(&e);
     ASSERT_EQ(wal_flush(e.w), 0);
     char *want = digest(e.q);
-    ASSERT_CONTAINS(want, "\nP ");     /* a lane's 429 pause */
-    ASSERT_CONTAINS(want, "\nK upd-"); /* a done job's dedupe key */
-    ASSERT_CONTAINS(want, "D0000");    /* a dead letter */
+    ASSERT_CONTAINS(want, "\nP ");      /* a lane's 429 pause */
+    ASSERT_CONTAINS(want, "\nK upd-");  /* a done job's dedupe key */
+    ASSERT_CONTAINS(want, "D0000");     /* a dead letter */
     ASSERT_CONTAINS(want, "pay=moved"); /* the migrated job */
     find_log(a, log, sizeof log);
     maybe_seed("history.log", log);
