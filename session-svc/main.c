@@ -1,5 +1,6 @@
 /* main.c -- session-svc: settings, start-up, load, serve, drain, final snapshot. Only wiring:
- * the table is store.c, durability persist.c, cleanup sweeper.c, the API service.c. */
+ * the table is store.c, durability persist.c (file contents: records.c), cleanup sweeper.c,
+ * the API service.c. */
 #include "clock.h"
 #include "conf.h"
 #include "durable.h"

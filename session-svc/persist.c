@@ -16,11 +16,10 @@
  * level; what was read before the damage is kept. Then a fresh snapshot and a new log. */
 #include "persist.h"
 #include "clock.h"
-#include "conf.h"
 #include "durable.h"
 #include "log.h"
 #include "metrics.h"
-#include "session_store.pb-c.h"
+#include "records.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -33,14 +32,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#define STACK_ENTRIES 64
-#define LOG_PREFIX    "changes-"
-#define LOG_SUFFIX    ".log"
-
-typedef Engbot__Session__V1__Session PbSession;
-typedef Engbot__Session__V1__Session__StateEntry PbEntry;
-typedef Engbot__Session__Store__V1__LogRecord PbLogRecord;
-typedef Engbot__Session__Store__V1__SnapshotHeader PbHeader;
+#define LOG_PREFIX "changes-"
+#define LOG_SUFFIX ".log"
 
 struct persist {
     struct persist_opts o;
@@ -62,185 +55,13 @@ struct persist {
         *m_snap_ts, *m_log_bytes, *m_damaged, *m_append_err, *m_fsync, *m_batch, *m_backups;
 };
 
-/* ---- protobuf <-> struct session ------------------------------------------------------------- */
-struct pb_session {
-    PbSession m;
-    PbEntry e_stack[STACK_ENTRIES], *e;
-    PbEntry *p_stack[STACK_ENTRIES], **p;
-};
-
-/* Fills b->m to describe s (borrowing its strings). Free with pbs_done. */
-static void pbs_init(struct pb_session *b, const struct session *s)
-{
-    engbot__session__v1__session__init(&b->m);
-    b->e = b->e_stack;
-    b->p = b->p_stack;
-    if (s->n_state > STACK_ENTRIES) {
-        b->e = malloc(s->n_state * sizeof *b->e);
-        b->p = malloc(s->n_state * sizeof *b->p);
-        if (!b->e || !b->p)
-            abort();
-    }
-    for (uint32_t i = 0; i < s->n_state; i++) {
-        engbot__session__v1__session__state_entry__init(&b->e[i]);
-        b->e[i].key = (char *)s->state[i].key;
-        b->e[i].value = (char *)s->state[i].value;
-        b->p[i] = &b->e[i];
-    }
-    b->m.chat_id = s->chat_id;
-    b->m.user_id = s->user_id;
-    b->m.folder_id = (char *)s->folder_id;
-    b->m.page = s->page;
-    b->m.last_search = (char *)s->last_search;
-    b->m.n_state = s->n_state;
-    b->m.state = b->p;
-    b->m.created_unix_ms = s->created_ms;
-    b->m.last_active_unix_ms = s->last_active_ms;
-    b->m.version = s->version;
-    b->m.browser_message_id = s->browser_message_id;
-}
-
-static void pbs_done(struct pb_session *b)
-{
-    if (b->e != b->e_stack) {
-        free(b->e);
-        free(b->p);
-    }
-}
-
-static const char *nz(const char *s)
-{
-    return s ? s : "";
-}
-
-struct kv_at {
-    struct session_kv kv;
-    size_t at; /* position on the wire */
-};
-
-static int kv_at_cmp(const void *a, const void *b)
-{
-    const struct kv_at *x = a, *y = b;
-    int c = strcmp(x->kv.key, y->kv.key);
-    return c ? c : (x->at < y->at ? -1 : x->at > y->at);
-}
-
-/* Loads an unpacked protobuf session into the store. A map may repeat a key on the wire; the
- * last one wins (protobuf's rule). Sorting first keeps that O(n log n) for any input. */
-static void load_pb(struct store *st, const PbSession *m)
-{
-    struct kv_at stack_kv[STACK_ENTRIES], *e = stack_kv;
-    if (m->n_state > STACK_ENTRIES) {
-        e = malloc(m->n_state * sizeof *e);
-        if (!e)
-            abort();
-    }
-    for (size_t i = 0; i < m->n_state; i++) {
-        const char *k = m->state[i] ? nz(m->state[i]->key) : "";
-        const char *v = m->state[i] ? nz(m->state[i]->value) : "";
-        e[i] = (struct kv_at){{k, v}, i};
-    }
-    if (m->n_state)
-        qsort(e, m->n_state, sizeof *e, kv_at_cmp);
-    /* Compact in place to session_kv, keeping the last of each run of equal keys. */
-    struct session_kv *kv = (struct session_kv *)e;
-    uint32_t n = 0;
-    for (size_t i = 0; i < m->n_state; i++) {
-        if (i + 1 < m->n_state && strcmp(e[i].kv.key, e[i + 1].kv.key) == 0)
-            continue;
-        struct session_kv t = e[i].kv; /* n <= i: never overwrites an entry not yet read */
-        kv[n++] = t;
-    }
-    struct session s = {
-        .chat_id = m->chat_id,
-        .user_id = m->user_id,
-        .created_ms = m->created_unix_ms,
-        .last_active_ms = m->last_active_unix_ms,
-        .browser_message_id = m->browser_message_id,
-        .version = m->version,
-        .page = m->page,
-        .folder_id = nz(m->folder_id),
-        .last_search = nz(m->last_search),
-        .n_state = n,
-        .state = kv,
-    };
-    store_load_put(st, &s);
-    if (e != stack_kv)
-        free(e);
-}
-
-int persist_apply_log_record(struct store *st, const uint8_t *rec, size_t len)
-{
-    PbLogRecord *r = engbot__session__store__v1__log_record__unpack(NULL, len, rec);
-    if (!r)
-        return -1;
-    int rc = 0;
-    switch (r->op_case) {
-    case ENGBOT__SESSION__STORE__V1__LOG_RECORD__OP_PUT:
-        if (r->put)
-            load_pb(st, r->put);
-        break;
-    case ENGBOT__SESSION__STORE__V1__LOG_RECORD__OP_TOUCH:
-        if (r->touch)
-            store_load_touch(st, r->touch->chat_id, r->touch->user_id,
-                             r->touch->last_active_unix_ms, r->touch->version);
-        break;
-    case ENGBOT__SESSION__STORE__V1__LOG_RECORD__OP_REMOVE:
-        if (r->remove)
-            store_load_delete(st, r->remove->chat_id);
-        break;
-    default:
-        rc = 1; /* written by a newer version: an operation this one does not know */
-        break;
-    }
-    engbot__session__store__v1__log_record__free_unpacked(r, NULL);
-    return rc;
-}
-
 /* ---- the change sink ---------------------------------------------------------------------------
  */
 static void sink(void *arg, enum store_change ch, enum store_reason why, const struct session *s)
 {
     struct persist *p = arg;
-    PbLogRecord r = ENGBOT__SESSION__STORE__V1__LOG_RECORD__INIT;
-    Engbot__Session__Store__V1__Touch t = ENGBOT__SESSION__STORE__V1__TOUCH__INIT;
-    Engbot__Session__Store__V1__Remove rm = ENGBOT__SESSION__STORE__V1__REMOVE__INIT;
-    struct pb_session b;
-    bool have_b = false;
-    switch (ch) {
-    case STORE_CH_PUT:
-        pbs_init(&b, s);
-        have_b = true;
-        r.op_case = ENGBOT__SESSION__STORE__V1__LOG_RECORD__OP_PUT;
-        r.put = &b.m;
-        break;
-    case STORE_CH_TOUCH:
-        t.chat_id = s->chat_id;
-        t.user_id = s->user_id;
-        t.last_active_unix_ms = s->last_active_ms;
-        t.version = s->version;
-        r.op_case = ENGBOT__SESSION__STORE__V1__LOG_RECORD__OP_TOUCH;
-        r.touch = &t;
-        break;
-    case STORE_CH_DELETE:
-        rm.chat_id = s->chat_id;
-        rm.reason = why == STORE_R_EXPIRED
-                        ? ENGBOT__SESSION__STORE__V1__REMOVE_REASON__REMOVE_REASON_EXPIRED
-                    : why == STORE_R_EVICTED
-                        ? ENGBOT__SESSION__STORE__V1__REMOVE_REASON__REMOVE_REASON_EVICTED
-                        : ENGBOT__SESSION__STORE__V1__REMOVE_REASON__REMOVE_REASON_CALL;
-        r.op_case = ENGBOT__SESSION__STORE__V1__LOG_RECORD__OP_REMOVE;
-        r.remove = &rm;
-        break;
-    }
-    uint8_t stack_buf[1024], *buf = stack_buf;
-    size_t n = engbot__session__store__v1__log_record__get_packed_size(&r);
-    if (n > sizeof stack_buf) {
-        buf = malloc(n);
-        if (!buf)
-            abort();
-    }
-    engbot__session__store__v1__log_record__pack(&r, buf);
+    uint8_t stack_buf[1024], *buf;
+    size_t n = record_pack_change(ch, why, s, stack_buf, sizeof stack_buf, &buf);
     if (rlog_append(p->log, buf, n, NULL, NULL) < 0) {
         if (atomic_fetch_add(&p->append_errors, 1) == 0)
             LOG_ERROR("change log closed: changes after this are not durable until restart");
@@ -248,80 +69,6 @@ static void sink(void *arg, enum store_change ch, enum store_reason why, const s
     }
     if (buf != stack_buf)
         free(buf);
-    if (have_b)
-        pbs_done(&b);
-}
-
-/* ---- reading files ----------------------------------------------------------------------------
- */
-struct snap_reader {
-    struct store *st; /* NULL: only validate */
-    uint64_t index;
-    bool have_header;
-    bool header_only;
-    uint64_t log_gen;
-    int64_t written_ms;
-    uint64_t sessions;
-    char restored_from[512];
-    char purpose[32];
-};
-
-static int snap_record(void *arg, const uint8_t *rec, size_t len)
-{
-    struct snap_reader *r = arg;
-    if (r->index++ == 0) {
-        PbHeader *h = engbot__session__store__v1__snapshot_header__unpack(NULL, len, rec);
-        if (!h)
-            return -1;
-        r->have_header = true;
-        r->log_gen = h->log_generation;
-        r->written_ms = h->written_unix_ms;
-        r->sessions = h->sessions;
-        snprintf(r->restored_from, sizeof r->restored_from, "%s", nz(h->restored_from));
-        snprintf(r->purpose, sizeof r->purpose, "%s", nz(h->purpose));
-        engbot__session__store__v1__snapshot_header__free_unpacked(h, NULL);
-        return r->header_only ? 1 : 0;
-    }
-    PbSession *m = engbot__session__v1__session__unpack(NULL, len, rec);
-    if (!m)
-        return -1;
-    if (r->st)
-        load_pb(r->st, m);
-    engbot__session__v1__session__free_unpacked(m, NULL);
-    return 0;
-}
-
-struct log_reader {
-    struct store *st;
-    uint64_t skipped;
-};
-
-static int log_apply(void *arg, const uint8_t *rec, size_t len)
-{
-    struct log_reader *r = arg;
-    int rc = persist_apply_log_record(r->st, rec, len);
-    if (rc == 1)
-        r->skipped++;
-    return rc < 0 ? -1 : 0;
-}
-
-int persist_read_snapshot(const char *path, struct store *st, uint64_t *log_gen, bool *damaged)
-{
-    struct snap_reader r = {.st = st};
-    struct dread_result res;
-    int rc = dread_file(path, PERSIST_KIND_SNAPSHOT, snap_record, &r, &res);
-    *damaged = rc < 0 || res.damaged || (rc == 0 && !res.sealed) || (rc == 0 && !r.have_header);
-    *log_gen = r.log_gen;
-    return rc;
-}
-
-int persist_read_log(const char *path, struct store *st, bool *damaged)
-{
-    struct log_reader r = {.st = st};
-    struct dread_result res;
-    int rc = dread_file(path, PERSIST_KIND_LOG, log_apply, &r, &res);
-    *damaged = rc < 0 || res.damaged;
-    return rc;
 }
 
 /* ---- paths and generations --------------------------------------------------------------------
@@ -412,67 +159,31 @@ static int keep_aside(struct persist *p, const char *path, const char *what, con
 
 /* ---- writing snapshots ------------------------------------------------------------------------
  */
-struct snap_buf {
-    uint8_t *data;
-    size_t len, cap;
-    uint64_t records;
-};
-
-/* Appends [u32 len][bytes] of one packed session (under the stripe lock: no I/O here). */
-static void snap_collect(void *arg, const struct session *s)
-{
-    struct snap_buf *b = arg;
-    struct pb_session ps;
-    pbs_init(&ps, s);
-    size_t n = engbot__session__v1__session__get_packed_size(&ps.m);
-    if (b->len + 4 + n > b->cap) {
-        size_t nc = b->cap ? b->cap : 64 * 1024;
-        while (nc < b->len + 4 + n)
-            nc *= 2;
-        uint8_t *d = realloc(b->data, nc);
-        if (!d)
-            abort();
-        b->data = d;
-        b->cap = nc;
-    }
-    uint32_t n32 = (uint32_t)n;
-    memcpy(b->data + b->len, &n32, 4);
-    engbot__session__v1__session__pack(&ps.m, b->data + b->len + 4);
-    b->len += 4 + n;
-    b->records++;
-    pbs_done(&ps);
-}
-
 /* Writes the whole table to path atomically. */
 static int write_table(struct persist *p, const char *path, uint64_t log_gen, const char *purpose,
                        uint64_t *sessions, uint64_t *bytes, char *err, size_t errlen)
 {
-    struct dfile *f =
-        dfile_create(path, PERSIST_KIND_SNAPSHOT, PERSIST_FORMAT_VERSION, err, errlen);
+    struct dfile *f = dfile_create(path, RECORD_KIND_SNAPSHOT, RECORD_FORMAT_VERSION, err, errlen);
     if (!f)
         return -1;
-    PbHeader h = ENGBOT__SESSION__STORE__V1__SNAPSHOT_HEADER__INIT;
-    h.log_generation = log_gen;
-    h.written_unix_ms = clock_now_ms();
-    h.sessions = store_count(p->st);
-    h.writer_version = (char *)engbot_version;
-    h.purpose = (char *)purpose;
-    h.restored_from = p->restored_from;
+    struct record_header h = {
+        .log_gen = log_gen, .written_ms = clock_now_ms(), .sessions = store_count(p->st)};
+    snprintf(h.purpose, sizeof h.purpose, "%s", purpose);
+    snprintf(h.restored_from, sizeof h.restored_from, "%s", p->restored_from);
     uint8_t hb[1024];
-    size_t hn = engbot__session__store__v1__snapshot_header__get_packed_size(&h);
-    if (hn > sizeof hb) {
+    size_t hn = record_pack_header(&h, hb, sizeof hb);
+    if (hn == 0) {
         snprintf(err, errlen, "snapshot header too large");
         dfile_abort(f);
         return -1;
     }
-    engbot__session__store__v1__snapshot_header__pack(&h, hb);
     int rc = dfile_record(f, hb, hn);
-    struct snap_buf b = {0};
+    struct record_buf b = {0};
     uint64_t n = 0;
     for (unsigned i = 0; i < store_stripes() && rc == 0; i++) {
         b.len = 0;
         b.records = 0;
-        store_scan_stripe(p->st, i, snap_collect, &b);
+        store_scan_stripe(p->st, i, record_buf_add_session, &b);
         for (size_t off = 0; off < b.len && rc == 0;) {
             uint32_t len;
             memcpy(&len, b.data + off, 4);
@@ -589,20 +300,21 @@ enum persist_err persist_backup(struct persist *p, const char *name, char *path,
 
 /* ---- loading ----------------------------------------------------------------------------------
  */
-static void restore_identity(const char *path, const struct snap_reader *r, char *out, size_t cap)
+static void restore_identity(const char *path, const struct record_snap_reader *r, char *out,
+                             size_t cap)
 {
     const char *base = strrchr(path, '/');
     snprintf(out, cap, "%s written_unix_ms=%" PRId64 " sessions=%" PRIu64, base ? base + 1 : path,
-             r->written_ms, r->sessions);
+             r->h.written_ms, r->h.sessions);
 }
 
 /* Reads only the header record of a snapshot-format file; false when there is none. */
-static bool read_header(const char *path, struct snap_reader *r)
+static bool read_header(const char *path, struct record_snap_reader *r)
 {
     struct dread_result res;
     memset(r, 0, sizeof *r);
     r->header_only = true;
-    dread_file(path, PERSIST_KIND_SNAPSHOT, snap_record, r, &res);
+    dread_file(path, RECORD_KIND_SNAPSHOT, record_snapshot_cb, r, &res);
     return r->have_header;
 }
 
@@ -618,9 +330,9 @@ static void move_pre_restore(const char *path, int64_t ms)
 static int load_restore(struct persist *p, const char *from, struct persist_load_info *info,
                         uint64_t max_gen, char *err, size_t errlen)
 {
-    struct snap_reader r = {.st = p->st};
+    struct record_snap_reader r = {.st = p->st};
     struct dread_result res;
-    int rc = dread_file(from, PERSIST_KIND_SNAPSHOT, snap_record, &r, &res);
+    int rc = dread_file(from, RECORD_KIND_SNAPSHOT, record_snapshot_cb, &r, &res);
     if (rc == 1) {
         snprintf(err, errlen, "RESTORE_FROM '%s' does not exist", from);
         return -1;
@@ -656,18 +368,18 @@ static int load_restore(struct persist *p, const char *from, struct persist_load
 /* Loads a snapshot-format file into st. Returns 0 good, 1 missing, 2 damaged (kept aside;
  * what was read before the damage is in st), -1 fatal (err). */
 static int load_snap_file(struct persist *p, const char *path, const char *what,
-                          struct snap_reader *r, struct persist_load_info *info, char *err,
+                          struct record_snap_reader *r, struct persist_load_info *info, char *err,
                           size_t errlen)
 {
     struct dread_result res;
     memset(r, 0, sizeof *r);
     r->st = p->st;
-    int rc = dread_file(path, PERSIST_KIND_SNAPSHOT, snap_record, r, &res);
+    int rc = dread_file(path, RECORD_KIND_SNAPSHOT, record_snapshot_cb, r, &res);
     if (rc == 1)
         return 1;
     info->snapshot_records += res.records;
     if (rc == 0 && !res.damaged && res.sealed && r->have_header) {
-        if (res.version > PERSIST_FORMAT_VERSION)
+        if (res.version > RECORD_FORMAT_VERSION)
             LOG_WARN("snapshot written by a newer format version; reading what this version knows",
                      LF_STR("file", path), LF_U64("version", res.version));
         return 0;
@@ -682,32 +394,32 @@ static int load_snap_file(struct persist *p, const char *path, const char *what,
 static int load_state(struct persist *p, struct persist_load_info *info, uint64_t *max_gen,
                       char *err, size_t errlen)
 {
-    struct snap_reader r;
+    struct record_snap_reader r;
     bool replay_all = false;
     uint64_t base = 0;
     int s = load_snap_file(p, p->snap_path, "snapshot", &r, info, err, errlen);
     if (s < 0)
         return -1;
     if (s == 0) {
-        base = r.log_gen;
-        p->snap_gen = r.log_gen;
-        snprintf(p->restored_from, sizeof p->restored_from, "%s", r.restored_from);
+        base = r.h.log_gen;
+        p->snap_gen = r.h.log_gen;
+        snprintf(p->restored_from, sizeof p->restored_from, "%s", r.h.restored_from);
     }
     if (s != 0) {
         /* Missing or damaged: is the previous snapshot good? Validate before dropping what
          * the damaged one gave. */
-        struct snap_reader pr = {0};
+        struct record_snap_reader pr = {0};
         struct dread_result res;
-        int prc = dread_file(p->prev_path, PERSIST_KIND_SNAPSHOT, snap_record, &pr, &res);
+        int prc = dread_file(p->prev_path, RECORD_KIND_SNAPSHOT, record_snapshot_cb, &pr, &res);
         bool prev_good = prc == 0 && !res.damaged && res.sealed && pr.have_header;
         if (prev_good) {
             store_clear(p->st);
             info->snapshot_records = 0;
             if (load_snap_file(p, p->prev_path, "previous snapshot", &r, info, err, errlen) != 0)
                 return -1;
-            base = r.log_gen;
-            p->prev_gen = r.log_gen;
-            snprintf(p->restored_from, sizeof p->restored_from, "%s", r.restored_from);
+            base = r.h.log_gen;
+            p->prev_gen = r.h.log_gen;
+            snprintf(p->restored_from, sizeof p->restored_from, "%s", r.h.restored_from);
             info->used_prev = true;
             LOG_WARN("started from the previous snapshot", LF_STR("file", p->prev_path),
                      LF_U64("log_generation", base));
@@ -719,7 +431,7 @@ static int load_state(struct persist *p, struct persist_load_info *info, uint64_
                     return -1;
             }
             if (s == 2 && r.have_header) {
-                base = r.log_gen;
+                base = r.h.log_gen;
             } else if (s == 2 || prc != 1) {
                 replay_all = true; /* the snapshot's header is lost: every log we have */
             }
@@ -734,12 +446,12 @@ static int load_state(struct persist *p, struct persist_load_info *info, uint64_
             continue;
         char path[PATH_MAX];
         log_path(p, g[i], path, sizeof path);
-        struct log_reader lr = {.st = p->st};
+        struct record_log_reader lr = {.st = p->st};
         struct dread_result res;
-        int rc = dread_file(path, PERSIST_KIND_LOG, log_apply, &lr, &res);
+        int rc = dread_file(path, RECORD_KIND_LOG, record_log_cb, &lr, &res);
         info->log_records += res.records;
         info->skipped_records += lr.skipped;
-        if (rc == 0 && res.version > PERSIST_FORMAT_VERSION)
+        if (rc == 0 && res.version > RECORD_FORMAT_VERSION)
             LOG_WARN("change log written by a newer format version; reading what this version "
                      "knows",
                      LF_STR("file", path), LF_U64("version", res.version));
@@ -823,19 +535,19 @@ struct persist *persist_open(const struct persist_opts *o, struct store *st,
         if (n)
             max_gen = g[n - 1];
         free(g);
-        struct snap_reader cur;
-        if (read_header(p->snap_path, &cur) && cur.log_gen > max_gen)
-            max_gen = cur.log_gen;
-        if (read_header(p->prev_path, &cur) && cur.log_gen > max_gen)
-            max_gen = cur.log_gen;
+        struct record_snap_reader cur;
+        if (read_header(p->snap_path, &cur) && cur.h.log_gen > max_gen)
+            max_gen = cur.h.log_gen;
+        if (read_header(p->prev_path, &cur) && cur.h.log_gen > max_gen)
+            max_gen = cur.h.log_gen;
     }
     bool restore = false;
     if (o->restore_from && *o->restore_from) {
-        struct snap_reader br, cur;
+        struct record_snap_reader br, cur;
         char id[512] = "";
         if (read_header(o->restore_from, &br))
             restore_identity(o->restore_from, &br, id, sizeof id);
-        if (id[0] && read_header(p->snap_path, &cur) && strcmp(cur.restored_from, id) == 0) {
+        if (id[0] && read_header(p->snap_path, &cur) && strcmp(cur.h.restored_from, id) == 0) {
             LOG_INFO("RESTORE_FROM names the backup this data directory was already restored "
                      "from; loading the current state instead",
                      LF_STR("restore_from", o->restore_from));
@@ -859,7 +571,7 @@ struct persist *persist_open(const struct persist_opts *o, struct store *st,
                            .no_fsync = o->no_fsync,
                            .fsync_seconds = p->m_fsync,
                            .batch_records = p->m_batch};
-    p->log = rlog_open(path, PERSIST_KIND_LOG, PERSIST_FORMAT_VERSION, &lo, err, errlen);
+    p->log = rlog_open(path, RECORD_KIND_LOG, RECORD_FORMAT_VERSION, &lo, err, errlen);
     if (!p->log)
         goto fail;
     store_set_sink(st, sink, p);

@@ -21,10 +21,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PERSIST_FORMAT_VERSION 1u
-#define PERSIST_KIND_SNAPSHOT  0x50414e53u /* "SNAP" little-endian */
-#define PERSIST_KIND_LOG       0x474f4c53u /* "SLOG" little-endian */
-
 struct persist_opts {
     const char *data_dir;
     const char *restore_from; /* NULL/"" = none */
@@ -72,14 +68,5 @@ int persist_flush(struct persist *p);
 /* Stops the thread, writes the final snapshot, flushes and closes the log, frees p. Returns 0,
  * or -1 when the final state could not be saved (err says why). */
 int persist_close(struct persist *p, char *err, size_t errlen);
-
-/* ---- record decoding (also the fuzz target's entry points) ---------------------------------- */
-/* Applies one change-log record to st. Returns 0, 1 when the record holds an operation this
- * version does not know (skipped), -1 when it is not a valid record. */
-int persist_apply_log_record(struct store *st, const uint8_t *rec, size_t len);
-/* Reads a snapshot or log file into st the way loading does; for tests and fuzzing. Returns
- * dread_file's result; *damaged is set when the file is torn or corrupt. */
-int persist_read_snapshot(const char *path, struct store *st, uint64_t *log_gen, bool *damaged);
-int persist_read_log(const char *path, struct store *st, bool *damaged);
 
 #endif

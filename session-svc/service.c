@@ -16,8 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_DELETE_KEYS 1024 /* per UpdateSession: deleting absent keys is harmless but not free   \
-                              */
+#define MAX_DELETE_KEYS                                                                            \
+    1024 /* per UpdateSession: deleting absent keys is harmless but not free                       \
+          */
 #define LIST_DEFAULT 100
 #define LIST_MAX     1000
 

@@ -1,5 +1,5 @@
 /* fuzz_session_records.c -- libFuzzer target for session-svc's file readers (framing and
- * checksums in common/durable.c, records decoded and applied by session-svc/persist.c).
+ * checksums in common/durable.c, records decoded and applied by session-svc/records.c).
  *
  * An input that starts with the file magic "ENGBOTRF" is read as it is, as a change log and as
  * a snapshot: that covers torn and corrupt framing. Any other input is turned into a
@@ -12,6 +12,7 @@
 #include "clock.h"
 #include "durable.h"
 #include "persist.h"
+#include "records.h"
 #include "store.h"
 
 #include <stdint.h>
@@ -35,8 +36,8 @@ static size_t frame(const uint8_t *in, size_t n, uint8_t *out, bool snapshot, bo
     size_t o = 0;
     uint32_t count = 0;
     memcpy(out, "ENGBOTRF", 8);
-    put32(out + 8, PERSIST_FORMAT_VERSION);
-    put32(out + 12, snapshot ? PERSIST_KIND_SNAPSHOT : PERSIST_KIND_LOG);
+    put32(out + 8, RECORD_FORMAT_VERSION);
+    put32(out + 12, snapshot ? RECORD_KIND_SNAPSHOT : RECORD_KIND_LOG);
     o = 16;
     size_t i = 0;
     while (i + 2 <= n) {
@@ -92,11 +93,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char path[64];
     snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
     if (raw || !snapshot)
-        persist_read_log(path, st, &damaged);
+        record_read_log(path, st, &damaged);
     if (raw || snapshot)
-        persist_read_snapshot(path, st, &gen, &damaged);
+        record_read_snapshot(path, st, &gen, &damaged);
     if (!raw)
-        persist_apply_log_record(st, data, size);
+        record_apply_log(st, data, size);
     store_load_done(st, clock_now_ms());
     close(fd);
     store_free(st);

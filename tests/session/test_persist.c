@@ -1,11 +1,12 @@
-/* test_persist.c -- unit tests of session-svc/persist.c: round trips through the snapshot and
- * the change log, compaction, every corruption case (a small log truncated at every byte
- * offset; every byte of it flipped; damaged snapshots with and without a good previous one),
+/* test_persist.c -- unit tests of session-svc/persist.c and records.c: round trips through the
+ * snapshot and the change log, compaction, every corruption case (a small log truncated at every
+ * byte offset; every byte of it flipped; damaged snapshots with and without a good previous one),
  * backup and restore, and forward compatibility (unknown fields and operations). */
 #include "clock.h"
 #include "durable.h"
 #include "log.h"
 #include "persist.h"
+#include "records.h"
 #include "session_store.pb-c.h"
 #include "store.h"
 #include "test.h"
@@ -389,7 +390,7 @@ static char *expected_prefix(const char *logpath, off_t at)
         abort();
     struct store *st = mkstore();
     bool damaged;
-    persist_read_log(tmp, st, &damaged);
+    record_read_log(tmp, st, &damaged);
     store_load_done(st, clock_now_ms());
     char *d = dump(st);
     store_free(st);
@@ -695,7 +696,7 @@ TEST(unknown_fields_and_operations_are_skipped)
     struct store *st = mkstore();
     /* A put with an extra field 99 (varint 5) inside the session: read, field ignored. */
     uint8_t put[] = {0x0a, 0x07, 0x08, 0x2a, 0x48, 0x03, 0x98, 0x06, 0x05};
-    ASSERT_EQ(persist_apply_log_record(st, put, sizeof put), 0);
+    ASSERT_EQ(record_apply_log(st, put, sizeof put), 0);
     struct session s;
     clock_set_fake(true, 0);
     ASSERT_EQ(store_get(st, 42, &s, NULL, NULL), STORE_OK);
@@ -703,9 +704,9 @@ TEST(unknown_fields_and_operations_are_skipped)
     session_free(&s);
     /* A record whose only field is an operation this version does not know (field 15). */
     uint8_t future[] = {0x7a, 0x02, 0x08, 0x01};
-    ASSERT_EQ(persist_apply_log_record(st, future, sizeof future), 1);
+    ASSERT_EQ(record_apply_log(st, future, sizeof future), 1);
     /* Garbage is not a record. */
     uint8_t junk[] = {0xff, 0xff, 0xff};
-    ASSERT_EQ(persist_apply_log_record(st, junk, sizeof junk), -1);
+    ASSERT_EQ(record_apply_log(st, junk, sizeof junk), -1);
     store_free(st);
 }

@@ -14,8 +14,8 @@
 
 static struct store *mk(uint64_t max)
 {
-    struct store_opts o = {.inactivity_ms = HOUR, .max_sessions = max, .max_state_keys = 8,
-                           .max_state_bytes = 1024};
+    struct store_opts o = {
+        .inactivity_ms = HOUR, .max_sessions = max, .max_state_keys = 8, .max_state_bytes = 1024};
     return store_new(&o);
 }
 
