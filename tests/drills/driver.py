@@ -90,7 +90,7 @@ class Action:
         self.update_id = 0
         self.final = False
         # Replies that carry no key but are a correct answer to this action in a degraded mode.
-        self.accepts = {"files_down"} | ({"gone"} if kind == "press" else set())
+        self.accepts = {"files_down"} | ({"gone"} if kind in ("press", "get") else set())
 
 
 class Driver:
@@ -228,7 +228,7 @@ class Driver:
         c.file_cursor = (c.file_cursor + 7) % len(names)
         return names[c.file_cursor]
 
-    def act(self, ctl, c, kind=None, final=False):
+    def act(self, ctl, c, kind=None, final=False, name=None, token=None):
         kind = kind or self.rng.choice(self.mix)
         with self.lock:
             self.counter += 1
@@ -237,7 +237,7 @@ class Driver:
             # A search that finds one file: the gateway saves it in the session (a search
             # that finds nothing is not saved), so the accountant can read it back.
             i = self.chats.index(c)
-            token = f"spec-{i % len(self.files.names()):03d}"
+            token = token or f"spec-{i % len(self.files.names()):03d}"
             a = Action(c.id, len(c.actions), "search", "s:" + token, self.phase)
             a.text = f"/search {token}"
         elif kind == "search":
@@ -245,7 +245,7 @@ class Driver:
             a = Action(c.id, len(c.actions), "search", "s:" + token, self.phase)
             a.text = token if c.kind == "private" and n % 3 == 0 else f"/search {token}"
         elif kind == "get":
-            name = self.next_file(c)
+            name = name or self.next_file(c)
             a = Action(c.id, len(c.actions), "get", "g:" + name, self.phase)
             a.name = name
             a.text = f"/get {name}"
@@ -284,14 +284,30 @@ class Driver:
         self.wait_answered(timeout)
         return finals
 
-    def wait_answered(self, timeout=60):
-        """Waits until every chat's actions have as many replies (or the timeout)."""
+    def wait_answered(self, timeout=60, idle=10):
+        """Waits until every chat's actions have as many replies; gives up at the timeout, or
+        when no reply came for idle seconds while queue-svc holds nothing (what is missing
+        then will not come)."""
         deadline = time.monotonic() + timeout
+        last_n, last_t = -1, time.monotonic()
         while time.monotonic() < deadline:
             if all(self.outstanding(c) <= 0 for c in self.chats):
                 return True
+            with self.lock:
+                n = len(self.events)
+            if n != last_n:
+                last_n, last_t = n, time.monotonic()
+            elif time.monotonic() - last_t > idle and self._queue_empty():
+                return False
             time.sleep(0.2)
         return False
+
+    def _queue_empty(self):
+        try:
+            st = queue_stats(self.s)
+            return st.queued == 0 and st.leased == 0
+        except Exception:  # noqa: BLE001 -- queue-svc down: nothing more will come from it
+            return True
 
     def close(self):
         self._stop.set()
