@@ -109,10 +109,11 @@ class FullStack(unittest.TestCase):
         doc2 = s.wait_for(chat, 1, methods=["sendDocument"])[0]["document"]
         self.assertFalse(doc2["uploaded"])
         self.assertEqual(doc2["file_id"], doc["file_id"])
+        # Counted just after Telegram's answer: wait for the counters rather than race them.
+        wait_until(lambda: s.metric("engbot_gateway_documents_total", {"via": "file_id"})
+                   == before_id + 1, 5, what="file_id send counted")
         self.assertEqual(s.metric("engbot_gateway_documents_total", {"via": "upload"}),
                          before_up + 1)
-        self.assertEqual(s.metric("engbot_gateway_documents_total", {"via": "file_id"}),
-                         before_id + 1)
 
     def test_get_exact_name_with_html_characters(self):
         s, chat = self.s, 1005
@@ -401,14 +402,14 @@ class Lifecycle(unittest.TestCase):
         require("bot-api-emulator", "gateway")
         s = Stack(services=())
         self.addCleanup(s.close)
-        s.say(7001, "/help")
+        first = s.say(7001, "/help")["update_id"]
         s.wait_for(7001, 1)
         self.assertEqual(s.gw.stop(signal.SIGTERM), 0)
         self.assertTrue(s.gw.has_log(lambda r: r.get("msg") == "drained: exiting"))
         s.start_gateway()
         # The emulator re-delivers nothing confirmed; a raw duplicate of an old id is skipped.
         s.mark(7001)
-        s.ctl("/control/raw_update", {"update_id": 1, "message": {
+        s.ctl("/control/raw_update", {"update_id": first, "message": {
             "message_id": 1, "date": 1, "text": "/help", "chat": {"id": 7001, "type": "private"},
             "from": {"id": 7001, "is_bot": False, "first_name": "L"}}})
         s.say(7001, "/help", mark=False)
@@ -560,7 +561,9 @@ class Degraded(unittest.TestCase):
         before = s.metric("engbot_gateway_outbox_total", {"path": "direct"})
         s.say(chat, "/help")
         self.assertIn("/search", s.wait_for(chat, 1)[0]["text"])
-        self.assertGreater(s.metric("engbot_gateway_outbox_total", {"path": "direct"}), before)
+        # The counter moves just after the send returns: wait for it rather than race it.
+        wait_until(lambda: s.metric("engbot_gateway_outbox_total", {"path": "direct"}) > before,
+                   5, what="direct send counted")
         self.assertGreaterEqual(s.metric("engbot_gateway_degraded_total",
                                          {"dependency": "queue"}), 1)
         s.start_service("queue")
@@ -569,7 +572,8 @@ class Degraded(unittest.TestCase):
         queued = s.metric("engbot_gateway_outbox_total", {"path": "queued"})
         s.say(chat, "/help")
         self.assertIn("/search", s.wait_for(chat, 1)[0]["text"])
-        self.assertGreater(s.metric("engbot_gateway_outbox_total", {"path": "queued"}), queued)
+        wait_until(lambda: s.metric("engbot_gateway_outbox_total", {"path": "queued"}) > queued,
+                   5, what="queued again")
 
     def test_all_services_down_bot_still_answers(self):
         s, chat = self._stack(), 9004
