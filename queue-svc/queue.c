@@ -1,6 +1,7 @@
 /* queue.c -- jobs in per-chat lanes: enqueue with limits and dedupe, lease in fair order under
- * the rate limits, ack/retry/fail, deadlines and lease expiry, operator calls. See queue.h for
- * the design; the structures are in queue_internal.h. */
+ * the rate limits, ack/retry/fail, deadlines and lease expiry. See queue.h for the design; the
+ * structures are in queue_internal.h, lanes and their scheduling in lane.c, the dedupe index in
+ * dedupe.c, the operators' calls in queue_ops.c. */
 #include "queue_internal.h"
 
 #include "metrics.h"
@@ -13,7 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static void *xcalloc(size_t n, size_t sz)
+void *q_xcalloc(size_t n, size_t sz)
 {
     void *p = calloc(n, sz);
     if (!p)
@@ -21,7 +22,7 @@ static void *xcalloc(size_t n, size_t sz)
     return p;
 }
 
-static char *xstrndup(const char *s, size_t n)
+char *q_xstrndup(const char *s, size_t n)
 {
     char *p = strndup(s, n);
     if (!p)
@@ -29,8 +30,7 @@ static char *xstrndup(const char *s, size_t n)
     return p;
 }
 
-static void seterr(struct queue *q, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void seterr(struct queue *q, const char *fmt, ...)
+void q_seterr(struct queue *q, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -48,7 +48,7 @@ const struct queue_opts *queue_opts(const struct queue *q)
     return &q->o;
 }
 
-static void count(struct queue *q, enum qcounter c)
+void q_count(struct queue *q, enum qcounter c)
 {
     if (q->restoring)
         return;
@@ -85,8 +85,8 @@ void queue_set_metrics(struct queue *q, struct metric *const counters[QC_N],
 }
 
 /* Reports a durable change to the sink. Without a sink every change is durable at once. */
-static uint64_t emit(struct queue *q, enum qev_type type, struct job *j, enum job_state st,
-                     int64_t paused_until, bool payload_changed)
+uint64_t q_emit(struct queue *q, enum qev_type type, struct job *j, enum job_state st,
+                int64_t paused_until, bool payload_changed)
 {
     if (q->restoring)
         return 0;
@@ -103,16 +103,11 @@ static uint64_t emit(struct queue *q, enum qev_type type, struct job *j, enum jo
     return ev.seq;
 }
 
-static int64_t max64(int64_t a, int64_t b)
-{
-    return a > b ? a : b;
-}
-
 /* ---- lifecycle ------------------------------------------------------------------------------- */
 
 struct queue *queue_new(const struct queue_opts *o, queue_sink_fn *sink, void *sink_arg)
 {
-    struct queue *q = xcalloc(1, sizeof *q);
+    struct queue *q = q_xcalloc(1, sizeof *q);
     q->o = *o;
     q->sink = sink;
     q->sink_arg = sink_arg;
@@ -174,344 +169,24 @@ void queue_free(struct queue *q)
     free(q);
 }
 
-/* ---- lanes and scheduling ------------------------------------------------------------------- */
-
-static const struct rate *lane_rate(const struct queue *q, enum lane_kind k)
-{
-    static const struct rate unlimited = {0, 1000, 1};
-    switch (k) {
-    case LK_GROUP:
-        return &q->o.group;
-    case LK_UNLIMITED:
-        return &unlimited;
-    default:
-        return &q->o.chat;
-    }
-}
-
-struct lane *lane_get(struct queue *q, int64_t key, enum lane_kind kind, int64_t now)
-{
-    struct lane *l = hmap_get(&q->lanes, (uint64_t)key, NULL, NULL);
-    if (kind == LK_UNSPECIFIED)
-        kind = LK_PRIVATE;
-    if (l) {
-        /* A chat's kind can change (a lane first seen through an unlimited call, a group that
-         * became a supergroup): the newest non-unlimited kind wins, with a fresh bucket. */
-        if (kind != LK_UNLIMITED && kind != l->kind) {
-            l->kind = kind;
-            bucket_init(&l->bucket, lane_rate(q, kind), now);
-        }
-        return l;
-    }
-    l = xcalloc(1, sizeof *l);
-    l->key = key;
-    l->kind = kind;
-    hnode_init(&l->ready);
-    hnode_init(&l->idle);
-    bucket_init(&l->bucket, lane_rate(q, kind), now);
-    hmap_put(&q->lanes, (uint64_t)key, l);
-    return l;
-}
-
-static void dw_unlink(struct queue *q, struct lane *l)
-{
-    if (!l->in_dw)
-        return;
-    if (l->dw_prev)
-        l->dw_prev->dw_next = l->dw_next;
-    else
-        q->dw_head = l->dw_next;
-    if (l->dw_next)
-        l->dw_next->dw_prev = l->dw_prev;
-    l->dw_prev = l->dw_next = NULL;
-    l->in_dw = false;
-}
-
-static void dw_link(struct queue *q, struct lane *l)
-{
-    l->dw_prev = NULL;
-    l->dw_next = q->dw_head;
-    if (q->dw_head)
-        q->dw_head->dw_prev = l;
-    q->dw_head = l;
-    l->in_dw = true;
-}
-
-void lane_count(struct queue *q, struct lane *l)
-{
-    bool has = l->head || l->in_flight;
-    if (has != l->counted) {
-        l->counted = has;
-        if (has)
-            q->nlanes++;
-        else
-            q->nlanes--;
-    }
-}
-
-/* Puts the lane where it belongs now: nowhere (a job in flight), the idle heap (empty), the
- * durable-wait list (its head's record is not on disk yet) or the ready heap, keyed by the
- * first time it may send. Call only when the lane's head, in-flight job or pause changed: a
- * lane already waiting keeps its place in line. */
-void lane_refresh(struct queue *q, struct lane *l, int64_t now)
-{
-    heap_remove(&q->ready, &l->ready);
-    heap_remove(&q->idle, &l->idle);
-    dw_unlink(q, l);
-    lane_count(q, l);
-    if (l->in_flight)
-        return;
-    struct job *h = l->head;
-    if (!h) {
-        int64_t free_at =
-            max64(l->paused_until, bucket_full_at(&l->bucket, lane_rate(q, l->kind), now));
-        l->idle.key = free_at;
-        l->idle.tie = (uint64_t)l->key;
-        heap_push(&q->idle, &l->idle);
-        return;
-    }
-    if (h->seq > q->durable_seq) {
-        dw_link(q, l);
-        return;
-    }
-    int64_t at = now;
-    enum qcounter why = QC_N;
-    if (l->paused_until > at) {
-        at = l->paused_until;
-        why = QC_WAIT_PAUSE;
-    }
-    if (h->not_before_ms > at) {
-        at = h->not_before_ms;
-        why = QC_N; /* the job's own backoff, not a rate limit */
-    }
-    if (h->kind != LK_UNLIMITED) {
-        int64_t b = bucket_ready_at(&l->bucket, lane_rate(q, l->kind), now);
-        if (b > at) {
-            at = b;
-            why = l->kind == LK_GROUP ? QC_WAIT_GROUP : QC_WAIT_CHAT;
-        }
-    }
-    if (why != QC_N)
-        count(q, why);
-    l->ready.key = at;
-    l->ready.tie = ++q->sched_tie;
-    heap_push(&q->ready, &l->ready);
-}
-
-static void lane_forget(struct queue *q, struct lane *l)
-{
-    heap_remove(&q->ready, &l->ready);
-    heap_remove(&q->idle, &l->idle);
-    dw_unlink(q, l);
-    if (l->counted)
-        q->nlanes--;
-    hmap_del(&q->lanes, (uint64_t)l->key, l);
-    free(l);
-}
-
-void lane_push_tail(struct queue *q, struct lane *l, struct job *j)
-{
-    j->lane = l;
-    j->next = NULL;
-    j->prev = l->tail;
-    if (l->tail)
-        l->tail->next = j;
-    else
-        l->head = j;
-    l->tail = j;
-    l->nqueued++;
-}
-
-void lane_push_head(struct queue *q, struct lane *l, struct job *j)
-{
-    j->lane = l;
-    j->prev = NULL;
-    j->next = l->head;
-    if (l->head)
-        l->head->prev = j;
-    else
-        l->tail = j;
-    l->head = j;
-    l->nqueued++;
-}
-
-void lane_unlink(struct queue *q, struct lane *l, struct job *j)
-{
-    if (j->prev)
-        j->prev->next = j->next;
-    else
-        l->head = j->next;
-    if (j->next)
-        j->next->prev = j->prev;
-    else
-        l->tail = j->prev;
-    j->prev = j->next = NULL;
-    l->nqueued--;
-}
-
-void all_append(struct queue *q, struct job *j)
-{
-    j->anext = NULL;
-    j->aprev = q->all_tail;
-    if (q->all_tail)
-        q->all_tail->anext = j;
-    else
-        q->all_head = j;
-    q->all_tail = j;
-}
-
-void all_unlink(struct queue *q, struct job *j)
-{
-    if (j->aprev)
-        j->aprev->anext = j->anext;
-    else
-        q->all_head = j->anext;
-    if (j->anext)
-        j->anext->aprev = j->aprev;
-    else
-        q->all_tail = j->aprev;
-    j->aprev = j->anext = NULL;
-}
-
-void dead_append(struct queue *q, struct job *j)
-{
-    j->lane = NULL;
-    j->next = NULL;
-    j->prev = q->dead_tail;
-    if (q->dead_tail)
-        q->dead_tail->next = j;
-    else
-        q->dead_head = j;
-    q->dead_tail = j;
-    j->dead_seq = ++q->dead_seq;
-    q->ndead++;
-}
-
-void dead_unlink(struct queue *q, struct job *j)
-{
-    if (j->prev)
-        j->prev->next = j->next;
-    else
-        q->dead_head = j->next;
-    if (j->next)
-        j->next->prev = j->prev;
-    else
-        q->dead_tail = j->prev;
-    j->prev = j->next = NULL;
-    q->ndead--;
-}
-
-/* ---- dedupe -----------------------------------------------------------------------------------
- */
-
-static bool dd_eq(const void *v, const void *key)
-{
-    const struct dedupe *e = v;
-    return strcmp(e->key, key) == 0;
-}
-
-struct dedupe *dedupe_find(const struct queue *q, const char *key)
-{
-    return hmap_get(&q->dedupe, hmap_hash_str(key, strlen(key)), dd_eq, key);
-}
-
-static void dd_fifo_unlink(struct queue *q, struct dedupe *e)
-{
-    if (!e->in_fifo)
-        return;
-    if (e->prev)
-        e->prev->next = e->next;
-    else
-        q->dd_head = e->next;
-    if (e->next)
-        e->next->prev = e->prev;
-    else
-        q->dd_tail = e->prev;
-    e->prev = e->next = NULL;
-    e->in_fifo = false;
-    q->ndd_fifo--;
-}
-
-/* Inserts in expiry order, searching from the tail (entries almost always arrive in order). */
-static void dd_fifo_insert(struct queue *q, struct dedupe *e)
-{
-    struct dedupe *after = q->dd_tail;
-    while (after && after->expires_ms > e->expires_ms)
-        after = after->prev;
-    e->prev = after;
-    e->next = after ? after->next : q->dd_head;
-    if (e->next)
-        e->next->prev = e;
-    else
-        q->dd_tail = e;
-    if (after)
-        after->next = e;
-    else
-        q->dd_head = e;
-    e->in_fifo = true;
-    q->ndd_fifo++;
-}
-
-void dedupe_free(struct queue *q, struct dedupe *e)
-{
-    dd_fifo_unlink(q, e);
-    if (e->job && e->job->dd == e)
-        e->job->dd = NULL;
-    hmap_del(&q->dedupe, e->h, e);
-    free(e->key);
-    free(e);
-}
-
-struct dedupe *dedupe_add(struct queue *q, const char *key, uint64_t id, enum job_state st,
-                          int64_t expires_ms, struct job *j)
-{
-    struct dedupe *e = dedupe_find(q, key);
-    if (e)
-        dedupe_free(q, e);
-    e = xcalloc(1, sizeof *e);
-    e->klen = strlen(key);
-    e->key = xstrndup(key, e->klen);
-    e->h = hmap_hash_str(key, e->klen);
-    e->id = id;
-    e->state = st;
-    e->expires_ms = expires_ms;
-    e->job = j;
-    if (j)
-        j->dd = e;
-    hmap_put(&q->dedupe, e->h, e);
-    dd_fifo_insert(q, e);
-    return e;
-}
-
-/* The key's window ended (or the index is over DEDUPE_MAX_KEYS): forget it, unless its job is
- * still queued or leased (a second job would be a second send), in which case it goes with
- * the job. */
-static void dedupe_retire(struct queue *q, struct dedupe *e)
-{
-    if (e->job && (e->job->state == JS_QUEUED || e->job->state == JS_LEASED))
-        dd_fifo_unlink(q, e);
-    else
-        dedupe_free(q, e);
-}
-
 /* ---- jobs --------------------------------------------------------------------------------------
  */
 
 struct job *job_alloc(uint64_t id, int64_t lane_key, enum lane_kind kind, const char *method,
                       const uint8_t *payload, size_t payload_len, const char *dedupe_key)
 {
-    struct job *j = xcalloc(1, sizeof *j);
+    struct job *j = q_xcalloc(1, sizeof *j);
     j->id = id;
     j->lane_key = lane_key;
     j->kind = kind == LK_UNSPECIFIED ? LK_PRIVATE : kind;
-    j->method = xstrndup(method ? method : "", METHOD_MAX);
+    j->method = q_xstrndup(method ? method : "", METHOD_MAX);
     j->payload = malloc(payload_len ? payload_len : 1);
     if (!j->payload)
         abort();
     if (payload_len)
         memcpy(j->payload, payload, payload_len);
     j->payload_len = payload_len;
-    j->dedupe_key = dedupe_key && *dedupe_key ? xstrndup(dedupe_key, DEDUPE_KEY_MAX) : NULL;
+    j->dedupe_key = dedupe_key && *dedupe_key ? q_xstrndup(dedupe_key, DEDUPE_KEY_MAX) : NULL;
     hnode_init(&j->deadline_node);
     hnode_init(&j->lease_node);
     return j;
@@ -522,7 +197,7 @@ void job_set_error(struct job *j, const char *error)
     if (!error || !*error)
         return;
     free(j->last_error);
-    j->last_error = xstrndup(error, ERROR_MAX);
+    j->last_error = q_xstrndup(error, ERROR_MAX);
 }
 
 void job_set_payload(struct queue *q, struct job *j, const uint8_t *p, size_t len)
@@ -542,7 +217,7 @@ void job_set_payload(struct queue *q, struct job *j, const uint8_t *p, size_t le
         q->bytes += len;
 }
 
-static void deadline_push(struct queue *q, struct job *j)
+void deadline_push(struct queue *q, struct job *j)
 {
     j->deadline_node.key = j->deadline_ms;
     j->deadline_node.tie = j->id;
@@ -598,12 +273,12 @@ void job_make_dead(struct queue *q, struct job *j, const char *error, int64_t no
     j->lease_token = 0;
     j->lease_deadline_ms = 0;
     dead_append(q, j);
-    count(q, why);
-    emit(q, QEV_DEAD, j, JS_DEAD, 0, false);
+    q_count(q, why);
+    q_emit(q, QEV_DEAD, j, JS_DEAD, 0, false);
     while (q->o.dead_max > 0 && q->ndead > (uint64_t)q->o.dead_max) {
         struct job *old = q->dead_head;
-        emit(q, QEV_REMOVE, old, JS_DROPPED, 0, false);
-        count(q, QC_DROP_DEAD_FULL);
+        q_emit(q, QEV_REMOVE, old, JS_DROPPED, 0, false);
+        q_count(q, QC_DROP_DEAD_FULL);
         job_finish(q, old, JS_DROPPED);
     }
 }
@@ -636,11 +311,11 @@ static bool method_ok(const char *m)
 
 static enum qerr invalid(struct queue *q)
 {
-    count(q, QC_REJ_INVALID);
+    q_count(q, QC_REJ_INVALID);
     return Q_EINVAL;
 }
 
-static uint32_t lane_size(const struct lane *l)
+uint32_t lane_size(const struct lane *l)
 {
     return l ? l->nqueued + (l->in_flight ? 1u : 0u) : 0u;
 }
@@ -655,8 +330,8 @@ static bool drop_oldest_global(struct queue *q, int64_t now)
         return false;
     struct lane *l = j->lane;
     bool was_head = l->head == j;
-    emit(q, QEV_REMOVE, j, JS_DROPPED, 0, false);
-    count(q, QC_DROP_QUEUE_FULL);
+    q_emit(q, QEV_REMOVE, j, JS_DROPPED, 0, false);
+    q_count(q, QC_DROP_QUEUE_FULL);
     job_finish(q, j, JS_DROPPED);
     if (was_head)
         lane_refresh(q, l, now);
@@ -669,34 +344,34 @@ enum qerr queue_enqueue(struct queue *q, const struct enq_spec *s, int64_t now,
     memset(r, 0, sizeof *r);
     const char *dkey = s->dedupe_key && *s->dedupe_key ? s->dedupe_key : NULL;
     if (s->lane_key == 0) {
-        seterr(q, "lane_key is required: the chat id the request goes to");
+        q_seterr(q, "lane_key is required: the chat id the request goes to");
         return invalid(q);
     }
     if (s->kind < LK_UNSPECIFIED || s->kind > LK_UNLIMITED) {
-        seterr(q, "lane_kind %d is not a LaneKind (1 = private, 2 = group, 3 = unlimited)",
-               s->kind);
+        q_seterr(q, "lane_kind %d is not a LaneKind (1 = private, 2 = group, 3 = unlimited)",
+                 s->kind);
         return invalid(q);
     }
     if (!method_ok(s->method)) {
-        seterr(q,
-               "method '%.80s' is not a Bot API method name (1-%d letters, digits or _, e.g. "
-               "sendMessage)",
-               s->method ? s->method : "", METHOD_MAX);
+        q_seterr(q,
+                 "method '%.80s' is not a Bot API method name (1-%d letters, digits or _, e.g. "
+                 "sendMessage)",
+                 s->method ? s->method : "", METHOD_MAX);
         return invalid(q);
     }
     if (s->payload_len > (uint64_t)q->o.max_payload) {
-        seterr(q, "payload is %zu bytes, more than MAX_PAYLOAD=%" PRId64 " bytes", s->payload_len,
-               q->o.max_payload);
+        q_seterr(q, "payload is %zu bytes, more than MAX_PAYLOAD=%" PRId64 " bytes", s->payload_len,
+                 q->o.max_payload);
         return invalid(q);
     }
     if (dkey && strlen(dkey) > DEDUPE_KEY_MAX) {
-        seterr(q, "dedupe_key is %zu bytes, more than the %d allowed", strlen(dkey),
-               DEDUPE_KEY_MAX);
+        q_seterr(q, "dedupe_key is %zu bytes, more than the %d allowed", strlen(dkey),
+                 DEDUPE_KEY_MAX);
         return invalid(q);
     }
     if ((int64_t)s->timeout_ms > q->o.max_ttl_ms) {
-        seterr(q, "timeout_ms %u is longer than the %" PRId64 " ms allowed", s->timeout_ms,
-               q->o.max_ttl_ms);
+        q_seterr(q, "timeout_ms %u is longer than the %" PRId64 " ms allowed", s->timeout_ms,
+                 q->o.max_ttl_ms);
         return invalid(q);
     }
 
@@ -717,7 +392,7 @@ enum qerr queue_enqueue(struct queue *q, const struct enq_spec *s, int64_t now,
                     pos++;
                 r->position = pos;
             }
-            count(q, QC_DEDUPLICATED);
+            q_count(q, QC_DEDUPLICATED);
             return Q_OK;
         }
     }
@@ -727,9 +402,10 @@ enum qerr queue_enqueue(struct queue *q, const struct enq_spec *s, int64_t now,
     bool drop_in_lane = false;
     if (lane_size(l) >= (uint64_t)q->o.lane_max) {
         if (!q->o.drop_oldest || !l->head) {
-            count(q, QC_REJ_LANE_FULL);
-            seterr(q, "lane %" PRId64 " is full (%u jobs, LANE_MAX_SIZE=%" PRId64 "): retry later",
-                   s->lane_key, lane_size(l), q->o.lane_max);
+            q_count(q, QC_REJ_LANE_FULL);
+            q_seterr(q,
+                     "lane %" PRId64 " is full (%u jobs, LANE_MAX_SIZE=%" PRId64 "): retry later",
+                     s->lane_key, lane_size(l), q->o.lane_max);
             return Q_EFULL;
         }
         drop_in_lane = true;
@@ -748,16 +424,16 @@ enum qerr queue_enqueue(struct queue *q, const struct enq_spec *s, int64_t now,
                         leased_bytes + s->payload_len <= (uint64_t)q->o.max_bytes;
         if (!feasible) {
             if (over_jobs) {
-                count(q, QC_REJ_QUEUE_FULL);
-                seterr(q,
-                       "queue is full (%" PRIu64 " jobs, QUEUE_MAX_SIZE=%" PRId64 "): retry later",
-                       q->nqueued + q->nleased, q->o.max_jobs);
+                q_count(q, QC_REJ_QUEUE_FULL);
+                q_seterr(
+                    q, "queue is full (%" PRIu64 " jobs, QUEUE_MAX_SIZE=%" PRId64 "): retry later",
+                    q->nqueued + q->nleased, q->o.max_jobs);
             } else {
-                count(q, QC_REJ_BYTES_FULL);
-                seterr(q,
-                       "queue is full (%" PRIu64 " payload bytes, QUEUE_MAX_BYTES=%" PRId64
-                       "): retry later",
-                       q->bytes, q->o.max_bytes);
+                q_count(q, QC_REJ_BYTES_FULL);
+                q_seterr(q,
+                         "queue is full (%" PRIu64 " payload bytes, QUEUE_MAX_BYTES=%" PRId64
+                         "): retry later",
+                         q->bytes, q->o.max_bytes);
             }
             return Q_EFULL;
         }
@@ -766,8 +442,8 @@ enum qerr queue_enqueue(struct queue *q, const struct enq_spec *s, int64_t now,
     /* drop-oldest: make room (each drop is logged and counted). */
     if (drop_in_lane) {
         struct job *old = l->head;
-        emit(q, QEV_REMOVE, old, JS_DROPPED, 0, false);
-        count(q, QC_DROP_LANE_FULL);
+        q_emit(q, QEV_REMOVE, old, JS_DROPPED, 0, false);
+        q_count(q, QC_DROP_LANE_FULL);
         job_finish(q, old, JS_DROPPED);
         if (!l->in_flight)
             lane_refresh(q, l, now);
@@ -797,8 +473,8 @@ enum qerr queue_enqueue(struct queue *q, const struct enq_spec *s, int64_t now,
         while (q->o.dedupe_max > 0 && q->ndd_fifo > (uint64_t)q->o.dedupe_max)
             dedupe_retire(q, q->dd_head);
     }
-    j->seq = emit(q, QEV_ENQUEUE, j, JS_QUEUED, 0, false);
-    count(q, QC_ENQUEUED);
+    j->seq = q_emit(q, QEV_ENQUEUE, j, JS_QUEUED, 0, false);
+    q_count(q, QC_ENQUEUED);
     if (was_empty)
         lane_refresh(q, l, now);
     else
@@ -830,7 +506,7 @@ size_t queue_take(struct queue *q, int64_t now, size_t max, int64_t lease_ms, si
         if (n > 0 && bytes + j->payload_len > max_bytes)
             break;
         if (!bucket_take(&q->global, &q->o.global, now)) {
-            count(q, QC_WAIT_GLOBAL);
+            q_count(q, QC_WAIT_GLOBAL);
             break;
         }
         heap_remove(&q->ready, &l->ready);
@@ -848,7 +524,7 @@ size_t queue_take(struct queue *q, int64_t now, size_t max, int64_t lease_ms, si
         heap_push(&q->leases, &j->lease_node);
         q->nqueued--;
         q->nleased++;
-        count(q, QC_LEASED);
+        q_count(q, QC_LEASED);
         if (j->attempts == 1 && q->m_tiq)
             metric_observe(q->m_tiq, (double)(now - j->enqueued_ms) / 1000.0);
         out[n++] = j;
@@ -863,31 +539,31 @@ static enum qerr lookup_lease(struct queue *q, uint64_t id, uint64_t token, stru
 {
     struct job *j = hmap_get(&q->jobs, id, NULL, NULL);
     if (!j) {
-        seterr(q,
-               "job %" PRIu64 " is not in the queue (acked, expired, purged or never "
-               "enqueued)",
-               id);
+        q_seterr(q,
+                 "job %" PRIu64 " is not in the queue (acked, expired, purged or never "
+                 "enqueued)",
+                 id);
         return Q_ENOTFOUND;
     }
     if (j->state == JS_DEAD) {
-        seterr(q,
-               "job %" PRIu64 " is not leased: it is a dead letter (RequeueDeadLetter sends "
-               "it again)",
-               id);
+        q_seterr(q,
+                 "job %" PRIu64 " is not leased: it is a dead letter (RequeueDeadLetter sends "
+                 "it again)",
+                 id);
         return Q_ELEASE;
     }
     if (j->state != JS_LEASED) {
-        seterr(q,
-               "job %" PRIu64 " is not leased: its lease ran out and it went back to lane "
-               "%" PRId64 "; lease it again",
-               id, j->lane_key);
+        q_seterr(q,
+                 "job %" PRIu64 " is not leased: its lease ran out and it went back to lane "
+                 "%" PRId64 "; lease it again",
+                 id, j->lane_key);
         return Q_ELEASE;
     }
     if (j->lease_token != token) {
-        seterr(q,
-               "job %" PRIu64 " is leased under another lease_token (this lease ran out and "
-               "the job was leased again)",
-               id);
+        q_seterr(q,
+                 "job %" PRIu64 " is leased under another lease_token (this lease ran out and "
+                 "the job was leased again)",
+                 id);
         return Q_ELEASE;
     }
     *out = j;
@@ -907,8 +583,8 @@ enum qerr queue_ack(struct queue *q, uint64_t id, uint64_t token, int64_t now)
     if (e != Q_OK)
         return e;
     struct lane *l = j->lane;
-    emit(q, QEV_ACK, j, JS_DONE, 0, false);
-    count(q, QC_ACKED);
+    q_emit(q, QEV_ACK, j, JS_DONE, 0, false);
+    q_count(q, QC_ACKED);
     job_finish(q, j, JS_DONE);
     lane_refresh(q, l, now);
     update_gauges(q);
@@ -937,12 +613,12 @@ enum qerr queue_retry(struct queue *q, const struct retry_spec *s, int64_t now,
     if (e != Q_OK)
         return e;
     if (s->has_new_payload && s->new_payload_len > (uint64_t)q->o.max_payload) {
-        seterr(q, "new_payload is %zu bytes, more than MAX_PAYLOAD=%" PRId64 " bytes",
-               s->new_payload_len, q->o.max_payload);
+        q_seterr(q, "new_payload is %zu bytes, more than MAX_PAYLOAD=%" PRId64 " bytes",
+                 s->new_payload_len, q->o.max_payload);
         return invalid(q);
     }
     struct lane *l = j->lane;
-    count(q, s->retry_after_ms ? QC_RETRIED_RETRY_AFTER : QC_RETRIED_BACKOFF);
+    q_count(q, s->retry_after_ms ? QC_RETRIED_RETRY_AFTER : QC_RETRIED_BACKOFF);
     /* A 429 (or a migration) is Telegram's flood control, not a fault of the request: it does
      * not bring the job nearer the dead-letter list; its deadline still bounds it. */
     if (s->retry_after_ms)
@@ -959,8 +635,8 @@ enum qerr queue_retry(struct queue *q, const struct retry_spec *s, int64_t now,
     }
     if (j->deadline_ms <= now) {
         job_set_error(j, s->error);
-        emit(q, QEV_REMOVE, j, JS_EXPIRED, 0, false);
-        count(q, QC_EXPIRED);
+        q_emit(q, QEV_REMOVE, j, JS_EXPIRED, 0, false);
+        q_count(q, QC_EXPIRED);
         job_finish(q, j, JS_EXPIRED);
         lane_refresh(q, l, now);
         r->state = JS_EXPIRED;
@@ -989,7 +665,7 @@ enum qerr queue_retry(struct queue *q, const struct retry_spec *s, int64_t now,
         paused = dest->paused_until;
     }
     deadline_push(q, j);
-    emit(q, QEV_RETRY, j, JS_QUEUED, paused, s->has_new_payload);
+    q_emit(q, QEV_RETRY, j, JS_QUEUED, paused, s->has_new_payload);
     if (dest != l)
         lane_refresh(q, l, now);
     /* A lane already waiting keeps its place unless its head or its pause changed. */
@@ -1026,8 +702,8 @@ void queue_tick(struct queue *q, int64_t now)
         struct job *j = HEAP_ENTRY(t, struct job, deadline_node);
         struct lane *l = j->lane;
         bool was_head = l->head == j;
-        emit(q, QEV_REMOVE, j, JS_EXPIRED, 0, false);
-        count(q, QC_EXPIRED);
+        q_emit(q, QEV_REMOVE, j, JS_EXPIRED, 0, false);
+        q_count(q, QC_EXPIRED);
         job_finish(q, j, JS_EXPIRED);
         if (was_head)
             lane_refresh(q, l, now);
@@ -1037,10 +713,10 @@ void queue_tick(struct queue *q, int64_t now)
     while ((t = heap_top(&q->leases)) && t->key <= now) {
         struct job *j = HEAP_ENTRY(t, struct job, lease_node);
         struct lane *l = j->lane;
-        count(q, QC_LEASE_EXPIRED);
+        q_count(q, QC_LEASE_EXPIRED);
         if (j->deadline_ms <= now) {
-            emit(q, QEV_REMOVE, j, JS_EXPIRED, 0, false);
-            count(q, QC_EXPIRED);
+            q_emit(q, QEV_REMOVE, j, JS_EXPIRED, 0, false);
+            q_count(q, QC_EXPIRED);
             job_finish(q, j, JS_EXPIRED);
         } else if (j->attempts - j->waived >= q->o.max_attempts) {
             char why[160];
@@ -1103,166 +779,4 @@ void queue_set_durable(struct queue *q, uint64_t seq, int64_t now)
 uint64_t queue_last_seq(const struct queue *q)
 {
     return q->last_seq;
-}
-
-/* ---- operators
- * ------------------------------------------------------------------------------------ */
-
-static void fill_info(const struct lane *l, struct lane_info *i, int64_t now)
-{
-    i->key = l->key;
-    i->kind = l->kind;
-    i->queued = l->nqueued;
-    i->in_flight = l->in_flight ? 1 : 0;
-    i->paused_until = l->paused_until > now ? l->paused_until : 0;
-}
-
-struct lane_list {
-    struct lane **a;
-    size_t n;
-    bool has_after;
-    int64_t after;
-};
-
-static void collect_lane(void *arg, void *v)
-{
-    struct lane_list *ll = arg;
-    struct lane *l = v;
-    if (l->counted && (!ll->has_after || l->key > ll->after))
-        ll->a[ll->n++] = l;
-}
-
-static int by_key(const void *a, const void *b)
-{
-    int64_t x = (*(struct lane *const *)a)->key, y = (*(struct lane *const *)b)->key;
-    return x < y ? -1 : x > y;
-}
-
-size_t queue_list_lanes(struct queue *q, bool has_after, int64_t after, size_t max,
-                        struct lane_info *out, bool *more, int64_t now)
-{
-    struct lane_list ll = {xcalloc(q->lanes.n + 1, sizeof(struct lane *)), 0, has_after, after};
-    hmap_each(&q->lanes, collect_lane, &ll);
-    qsort(ll.a, ll.n, sizeof *ll.a, by_key);
-    size_t n = ll.n < max ? ll.n : max;
-    for (size_t i = 0; i < n; i++)
-        fill_info(ll.a[i], &out[i], now);
-    *more = ll.n > n;
-    free(ll.a);
-    return n;
-}
-
-enum qerr queue_peek(struct queue *q, int64_t key, size_t max, struct lane_info *info,
-                     const struct job **out, size_t *n, int64_t now)
-{
-    struct lane *l = hmap_get(&q->lanes, (uint64_t)key, NULL, NULL);
-    *n = 0;
-    if (!l || !l->counted) {
-        seterr(q, "lane %" PRId64 " has no jobs (ListLanes shows the lanes that have)", key);
-        return Q_ENOTFOUND;
-    }
-    fill_info(l, info, now);
-    if (l->in_flight && *n < max)
-        out[(*n)++] = l->in_flight;
-    for (const struct job *j = l->head; j && *n < max; j = j->next)
-        out[(*n)++] = j;
-    return Q_OK;
-}
-
-size_t queue_purge(struct queue *q, int64_t key, int64_t now)
-{
-    struct lane *l = hmap_get(&q->lanes, (uint64_t)key, NULL, NULL);
-    size_t n = 0;
-    if (!l)
-        return 0;
-    while (l->head) {
-        struct job *j = l->head;
-        emit(q, QEV_REMOVE, j, JS_PURGED, 0, false);
-        count(q, QC_PURGED);
-        job_finish(q, j, JS_PURGED);
-        n++;
-    }
-    lane_refresh(q, l, now);
-    update_gauges(q);
-    return n;
-}
-
-size_t queue_dead_letters(struct queue *q, uint64_t after, size_t max, const struct job **out,
-                          bool *more)
-{
-    size_t n = 0;
-    const struct job *j = q->dead_head;
-    while (j && j->dead_seq <= after)
-        j = j->next;
-    for (; j && n < max; j = j->next)
-        out[n++] = j;
-    *more = j != NULL;
-    return n;
-}
-
-enum qerr queue_requeue_dead(struct queue *q, uint64_t id, int64_t now, const struct job **out)
-{
-    struct job *j = hmap_get(&q->jobs, id, NULL, NULL);
-    if (!j || j->state != JS_DEAD) {
-        seterr(q, "no dead letter with id %" PRIu64 " (ListDeadLetters shows them)", id);
-        return Q_ENOTFOUND;
-    }
-    struct lane *l = hmap_get(&q->lanes, (uint64_t)j->lane_key, NULL, NULL);
-    if (lane_size(l) >= (uint64_t)q->o.lane_max) {
-        count(q, QC_REJ_LANE_FULL);
-        seterr(q, "lane %" PRId64 " is full (%u jobs, LANE_MAX_SIZE=%" PRId64 "): retry later",
-               j->lane_key, lane_size(l), q->o.lane_max);
-        return Q_EFULL;
-    }
-    if (q->nqueued + q->nleased + 1 > (uint64_t)q->o.max_jobs ||
-        q->bytes + j->payload_len > (uint64_t)q->o.max_bytes) {
-        count(q, QC_REJ_QUEUE_FULL);
-        seterr(q,
-               "queue is full (%" PRIu64 " jobs, %" PRIu64 " payload bytes; QUEUE_MAX_SIZE=%" PRId64
-               ", QUEUE_MAX_BYTES=%" PRId64 "): retry later",
-               q->nqueued + q->nleased, q->bytes, q->o.max_jobs, q->o.max_bytes);
-        return Q_EFULL;
-    }
-    dead_unlink(q, j);
-    j->state = JS_QUEUED;
-    j->attempts = 0;
-    j->waived = 0;
-    j->dead_ms = 0;
-    j->not_before_ms = 0;
-    j->deadline_ms = now + j->ttl_ms;
-    l = lane_get(q, j->lane_key, j->kind, now);
-    bool was_empty = l->head == NULL;
-    lane_push_tail(q, l, j);
-    all_append(q, j);
-    deadline_push(q, j);
-    q->nqueued++;
-    q->bytes += j->payload_len;
-    j->seq = emit(q, QEV_REQUEUE, j, JS_QUEUED, 0, false);
-    count(q, QC_REQUEUED);
-    if (was_empty)
-        lane_refresh(q, l, now);
-    else
-        lane_count(q, l);
-    update_gauges(q);
-    *out = j;
-    return Q_OK;
-}
-
-const struct job *queue_find(const struct queue *q, uint64_t id)
-{
-    return hmap_get(&q->jobs, id, NULL, NULL);
-}
-
-void queue_stats(const struct queue *q, struct queue_stats *st)
-{
-    st->queued = q->nqueued;
-    st->leased = q->nleased;
-    st->dead = q->ndead;
-    st->lanes = q->nlanes;
-    st->bytes = q->bytes;
-}
-
-uint64_t queue_next_id(const struct queue *q)
-{
-    return q->next_id;
 }

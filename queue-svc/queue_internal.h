@@ -1,6 +1,7 @@
-/* queue_internal.h -- the queue's structures and the helpers shared by queue.c (operations and
- * scheduling) and queue_restore.c (rebuilding from the log, snapshots, invariant checks).
- * Nothing outside those two files includes it. */
+/* queue_internal.h -- the queue's structures and the helpers shared by the files of the queue:
+ * queue.c (jobs, producers, senders, time), lane.c (lanes and scheduling), dedupe.c, queue_ops.c
+ * (operators) and queue_restore.c (rebuilding from the log, snapshots, invariant checks).
+ * Nothing outside them includes it. */
 #ifndef QUEUE_QUEUE_INTERNAL_H
 #define QUEUE_QUEUE_INTERNAL_H
 
@@ -67,7 +68,30 @@ struct queue {
     char err[320];
 };
 
-/* queue.c helpers used by queue_restore.c */
+static inline int64_t max64(int64_t a, int64_t b)
+{
+    return a > b ? a : b;
+}
+
+/* queue.c: allocation (aborts on OOM), the error text, counters and events */
+void *q_xcalloc(size_t n, size_t sz);
+char *q_xstrndup(const char *s, size_t n);
+void q_seterr(struct queue *q, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void q_count(struct queue *q, enum qcounter c);
+/* Reports a durable change to the sink; returns its seq (0 while restoring). */
+uint64_t q_emit(struct queue *q, enum qev_type type, struct job *j, enum job_state st,
+                int64_t paused_until, bool payload_changed);
+void deadline_push(struct queue *q, struct job *j);
+uint32_t lane_size(const struct lane *l);
+
+/* lane.c */
+const struct rate *lane_rate(const struct queue *q, enum lane_kind k);
+void lane_forget(struct queue *q, struct lane *l);
+
+/* dedupe.c */
+void dedupe_retire(struct queue *q, struct dedupe *e);
+
+/* shared by queue.c, lane.c, dedupe.c, queue_ops.c and queue_restore.c */
 struct lane *lane_get(struct queue *q, int64_t key, enum lane_kind kind, int64_t now);
 void lane_refresh(struct queue *q, struct lane *l, int64_t now);
 void lane_push_tail(struct queue *q, struct lane *l, struct job *j);
