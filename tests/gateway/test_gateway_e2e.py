@@ -229,16 +229,18 @@ class FullStack(unittest.TestCase):
     def test_429_on_one_chat_does_not_delay_another(self):
         s, slow, fast = self.s, 1014, 1015
         s.ctl("/control/fault", {"kind": "429", "method": "sendMessage", "chat_id": slow,
-                                 "count": 1, "retry_after": 3})
+                                 "count": 1, "retry_after": 5})
         t0 = time.monotonic()
         s.say(slow, "/help")
         s.say(fast, "/help")
         s.wait_for(fast, 1)
         fast_t = time.monotonic() - t0
-        s.wait_for(slow, 1, timeout=20)
+        s.wait_for(slow, 1, timeout=30)
         slow_t = time.monotonic() - t0
-        self.assertLess(fast_t, 2.5)
-        self.assertGreaterEqual(slow_t, 2.9)
+        # The paused chat waits out retry_after; the other one is not held behind it (generous
+        # bound: CI runs suites in parallel on 2 cores).
+        self.assertLess(fast_t, 4.0)
+        self.assertGreaterEqual(slow_t, 4.9)
         self.assertGreaterEqual(s.metric("engbot_gateway_telegram_429_total"), 1)
 
     def test_5xx_is_retried_with_backoff(self):
