@@ -16,11 +16,12 @@
 #      reflection listing with buf curl, /healthz /readyz /metrics, JSON logs, a domain call, state
 #      surviving a container restart, session backup + RESTORE_FROM into a new container, the
 #      gateway wired to the three service containers, and SIGTERM -> exit 0 within the drain
-#      grace;
+#      grace. Every container gets the settings of the rendered prod overlay (its ConfigMap),
+#      only the listen addresses and the Bot API URL changed to loopback ones;
 #   6. removes its containers, stops the daemon, unmounts and deletes its temp directories.
 #
 # Usage: deploy/docker/check.sh [--skip-if-unavailable] [--cache DIR] [--programs "a b"]
-#                               [--jobs N] [--keep-images] [--fresh]
+#                               [--ref GIT_REF] [--jobs N] [--keep-images] [--fresh]
 #   --skip-if-unavailable  exit 0 (printing SKIPPED and why) when the kernel lacks what any
 #                          container engine needs: overlayfs, cgroups, namespaces, seccomp.
 #                          Everything else (a download, a build, a check) failing is a failure.
@@ -28,6 +29,8 @@
 #                          engine's data root (so unchanged layers are not rebuilt).
 #                          Default $ENGBOT_DOCKER_CACHE or /var/tmp/engbot-docker.
 #   --programs LIST        check only these (default: session-svc cache-svc queue-svc gateway).
+#   --ref GIT_REF          build that commit (git archive) instead of the working tree, e.g. a
+#                          release tag, or HEAD while others edit the tree.
 #   --keep-images          leave this run's engbot/* tags in the cache's image store.
 #   --fresh                wipe the cached data root (layer cache) and base image first.
 # Environment: BUF (buf CLI; default tests/node/node_modules/.bin/buf, installed with npm ci if
@@ -43,13 +46,14 @@ skip_ok=0
 keep_images=0
 fresh=0
 jobs=2
-grace_s=5          # DRAIN_GRACE given to the containers; the stop must end within it (+ margin)
+ref=""
 
 while [ $# -gt 0 ]; do
   case "$1" in
     --skip-if-unavailable) skip_ok=1 ;;
     --cache) cache=$2; shift ;;
     --programs) programs=$2; shift ;;
+    --ref) ref=$2; shift ;;
     --jobs) jobs=$2; shift ;;
     --keep-images) keep_images=1 ;;
     --fresh) fresh=1 ;;
@@ -260,8 +264,16 @@ fi
 
 # ---------------------------------------------------------------------------------------------
 # 4. Build: one target per program, one tag per image.
-dockerfile=${ENGBOT_DOCKERFILE:-$repo/deploy/Dockerfile}
-version=$(git -C "$repo" describe --tags --always --dirty 2>/dev/null || echo 0.0.0-nogit)
+if [ -n "$ref" ]; then
+  ctx="$run/src"
+  mkdir -p "$ctx"
+  git -C "$repo" archive "$ref" | tar -x -C "$ctx" || die "git archive $ref failed"
+  version=$(git -C "$repo" describe --tags --always "$ref")
+else
+  ctx=$repo
+  version=$(git -C "$repo" describe --tags --always --dirty 2>/dev/null || echo 0.0.0-nogit)
+fi
+dockerfile=${ENGBOT_DOCKERFILE:-$ctx/deploy/Dockerfile}
 tag=$(printf '%s' "$version" | tr -c 'A-Za-z0-9_.-' '-' | cut -c1-120)
 build_ok=()
 for p in $programs; do
@@ -271,7 +283,7 @@ for p in $programs; do
       -f "$dockerfile" --target "$p" \
       --build-arg BASE_IMAGE="$base_tag" --build-arg BUILD_IMAGE="$base_tag" \
       --build-arg VERSION="$version" --build-arg JOBS="$jobs" \
-      --label "engbot.check.run=$$" -t "engbot/$p:$tag" "$repo" >"$run/build-$p.log" 2>&1; then
+      --label "engbot.check.run=$$" -t "engbot/$p:$tag" "$ctx" >"$run/build-$p.log" 2>&1; then
     ok "build engbot/$p:$tag ($(($(date +%s) - t0)) s, $(docker image inspect -f '{{.Size}}' "engbot/$p:$tag" | awk '{printf "%.0f MB", $1/1e6}'))"
     build_ok+=("$p")
   else
@@ -345,26 +357,75 @@ image_checks() { # static checks of one image
   esac
 }
 
-start() { # start NAME IMAGE [docker run args...] -- runs read-only, no capabilities, loopback
-  local name=$1 img=$2
+# The settings a program gets in production: the data of its ConfigMap in the rendered prod
+# overlay, one env file per program (settings-<program>.env).
+prod_settings() {
+  kubectl kustomize "$ctx/deploy/kubernetes/overlays/prod" >"$run/prod.yaml" || return 1
+  python3 - "$run/prod.yaml" "$run" <<'PY'
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+cms = {d["metadata"]["name"]: d.get("data", {}) for d in docs if d["kind"] == "ConfigMap"}
+for d in docs:
+    if d["kind"] != "Deployment" or d["metadata"]["name"].endswith("-canary"):
+        continue
+    for c in d["spec"]["template"]["spec"]["containers"]:
+        env = {}
+        for ef in c.get("envFrom", []):
+            env.update(cms.get(ef.get("configMapRef", {}).get("name"), {}))
+        with open(f"{sys.argv[2]}/settings-{c['name']}.env", "w") as f:
+            for k, v in env.items():
+                f.write(f"{k}={v}\n")
+PY
+}
+
+start() { # start NAME IMAGE [-e KEY=VALUE | docker run args...]: read-only, no capabilities,
+          # loopback; the program's prod settings with the -e values replacing theirs
+  local name=$1 img=$2 prog env args=()
   shift 2
+  prog=${img#engbot/}
+  prog=${prog%%:*}
+  env="$run/env-$name.list"
+  cp "$run/settings-$prog.env" "$env" 2>/dev/null || : >"$env"
+  while [ $# -gt 0 ]; do
+    if [ "$1" = -e ]; then
+      grep -v "^${2%%=*}=" "$env" >"$env.tmp" || true
+      mv "$env.tmp" "$env"
+      printf '%s\n' "$2" >>"$env"
+      shift 2
+    else
+      args+=("$1")
+      shift
+    fi
+  done
   docker run -d --name "$name" --label "engbot.check=$$" --network=host --read-only \
     --cap-drop=ALL --security-opt=no-new-privileges --pids-limit=512 --memory=512m \
-    -e LOG_FORMAT=json -e LOG_LEVEL=info -e DRAIN_GRACE="${grace_s}s" \
-    "$@" "$img" >/dev/null
+    --env-file "$env" "${args[@]+"${args[@]}"}" "$img" >/dev/null
+}
+
+grace_ms_of() { # the DRAIN_GRACE a container runs with, in ms (default 10s)
+  local v
+  v=$(docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' "$1" | sed -n 's/^DRAIN_GRACE=//p')
+  v=${v:-10s}
+  case "$v" in
+    *ms) echo "${v%ms}" ;;
+    *s) echo $((${v%s} * 1000)) ;;
+    *m) echo $((${v%m} * 60000)) ;;
+    *) echo "$v" ;;
+  esac
 }
 
 stop_check() { # stop_check P CONTAINER: SIGTERM (the image's STOPSIGNAL), exit 0 within the grace
-  local p=$1 c=$2 t0 t1 rc
+  local p=$1 c=$2 t0 t1 rc grace
+  grace=$(grace_ms_of "$c")
   t0=$(date +%s%N)
-  docker stop -t $((grace_s + 10)) "$c" >/dev/null
+  docker stop -t $((grace / 1000 + 10)) "$c" >/dev/null
   t1=$(date +%s%N)
   rc=$(docker inspect -f '{{.State.ExitCode}}' "$c")
   local ms=$(((t1 - t0) / 1000000))
-  if [ "$rc" = 0 ] && [ "$ms" -le $((grace_s * 1000 + 2000)) ]; then
-    ok "$p: SIGTERM -> exit 0 in ${ms} ms (drain grace ${grace_s}s)"
+  if [ "$rc" = 0 ] && [ "$ms" -le $((grace + 2000)) ]; then
+    ok "$p: SIGTERM -> exit 0 in ${ms} ms (DRAIN_GRACE ${grace} ms)"
   else
-    bad "$p: SIGTERM -> exit code $rc after ${ms} ms (drain grace ${grace_s}s)"
+    bad "$p: SIGTERM -> exit code $rc after ${ms} ms (DRAIN_GRACE ${grace} ms)"
     docker logs --tail 15 "$c" 2>&1 | sed 's/^/    /'
   fi
   grep -q '"msg":"signal received: draining"' <<<"$(docker logs "$c" 2>&1)" &&
@@ -492,6 +553,11 @@ cache_domain() { # P GPORT HPORT DATA
 }
 
 declare -A gports hports
+if prod_settings; then
+  ok "containers get the settings of the rendered prod overlay ($(ls "$run"/settings-*.env | wc -l) programs)"
+else
+  bad "cannot render deploy/kubernetes/overlays/prod for the containers' settings"
+fi
 for p in "${build_ok[@]+"${build_ok[@]}"}"; do
   image_checks "$p"
 done
@@ -539,8 +605,9 @@ if grep -qx gateway <<<"$(printf '%s\n' "${build_ok[@]+"${build_ok[@]}"}")"; the
   chgrp 65532 "$secret/bot-token" && chmod 0440 "$secret/bot-token"
   gdata="$run/data-gateway"
   mkdir -p "$gdata" && chown 65532:65532 "$gdata"
-  args=(-e HTTP_LISTEN="127.0.0.1:$hp" -e BOT_TOKEN_FILE=/run/secrets/engbot/bot-token
-        --mount "type=bind,src=$secret,dst=/run/secrets/engbot,readonly"
+  # The token file where the Deployment mounts the Secret (prod's BOT_TOKEN_FILE).
+  args=(-e HTTP_LISTEN="127.0.0.1:$hp"
+        --mount "type=bind,src=$secret,dst=/var/run/secrets/engbot,readonly"
         --mount "type=bind,src=$gdata,dst=/var/lib/engbot")
   for s in session-svc cache-svc queue-svc; do
     [ -n "${gports[$s]:-}" ] || continue
