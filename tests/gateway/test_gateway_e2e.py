@@ -300,7 +300,7 @@ class NoQueue(FullStack):
     """The same paths with USE_QUEUE=false: replies go out directly through the in-process
     limiter (what the gateway also does while queue-svc is down)."""
     services = ("session", "cache")
-    gw_env = {"USE_QUEUE": "false"}
+    gw_env = {"USE_QUEUE": "false", "DIRECT_MAX_WAIT": "10s"}
 
 
 class Limits(unittest.TestCase):
