@@ -20,11 +20,12 @@
 #include <stddef.h>
 #include <sys/stat.h>
 
-#define PS_MAX_NAME 255  /* bytes in one name (NAME_MAX on Linux) */
-#define PS_MAX_PATH 1024 /* bytes in a relative path: more than any real tree, far below PATH_MAX  \
-                          */
-#define PS_MAX_DEPTH 32  /* folders deep */
-#define PS_MAX_LINKS 8   /* symlinks followed in one lookup */
+#define PS_MAX_NAME 255 /* bytes in one name (NAME_MAX on Linux) */
+#define PS_MAX_PATH                                                                                \
+    1024                /* bytes in a relative path: more than any real tree, far below PATH_MAX   \
+                         */
+#define PS_MAX_DEPTH 32 /* folders deep */
+#define PS_MAX_LINKS 8  /* symlinks followed in one lookup */
 
 /* Why a path was refused (or not found). The first group is malformed input
  * (INVALID_ARGUMENT at the edge), the second is policy (PERMISSION_DENIED); the rest are not

@@ -1,4 +1,6 @@
-/* service.c -- the CacheService handlers.
+/* service.c -- the CacheService catalogue methods (ListFolder, Search, Resolve, Invalidate,
+ * GetStats), the helpers every handler shares, and the wiring; ReadFile is service_read.c, the
+ * file_id methods service_fileid.c.
  *
  * Every handler that takes a string first checks the request's wire bytes for NUL bytes
  * (wirecheck.h), then the path-safety rules, then the catalogue; a path the catalogue does not
@@ -7,6 +9,7 @@
  * is found. Everything but GetStats may touch the disk, so it runs on the worker pool
  * (RPC_F_BLOCKING). */
 #include "service.h"
+#include "service_internal.h"
 #include "clock.h"
 #include "conf.h"
 #include "engbot/cache/v1/cache.pb-c.h"
@@ -15,36 +18,21 @@
 #include "rpc.h"
 #include "wirecheck.h"
 
-#include <errno.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-
-typedef Engbot__Cache__V1__Entry Entry;
 
 #define LIST_DEFAULT   20
 #define LIST_MAX       500
 #define SEARCH_DEFAULT 20
 #define SEARCH_MAX     200
 #define CANDIDATES_MAX 20
-#define SEND_QUEUE     4 /* ReadFile chunks queued for the network at most (flow control) */
-
-struct service {
-    struct service_deps d;
-    struct service_opts o;
-    _Atomic int reads;
-    struct cachestat cat_cs, fid_cs;
-    int64_t t0_ms;
-    struct metric *m_refused[PS__COUNT], *m_bytes, *m_reads, *m_busy, *m_too_large;
-};
 
 /* ---- errors ---------------------------------------------------------------------------------- */
 
 /* Maps a path-safety result to a status (once, here) and counts refusals by reason. */
-static int refuse(struct service *s, struct rpc_call *c, const struct ps_err *e, const char *what)
+int service_refuse(struct service *s, struct rpc_call *c, const struct ps_err *e, const char *what)
 {
     int code;
     if (ps_is_malformed(e->reason))
@@ -66,7 +54,7 @@ static int refuse(struct service *s, struct rpc_call *c, const struct ps_err *e,
 }
 
 /* RPC_OK, or INVALID_ARGUMENT when a string field of the request holds a NUL byte. */
-static int check_nul(struct service *s, struct rpc_call *c, const ProtobufCMessageDescriptor *d)
+int service_check_nul(struct service *s, struct rpc_call *c, const ProtobufCMessageDescriptor *d)
 {
     size_t len;
     const uint8_t *raw = rpc_call_request_bytes(c, &len);
@@ -81,7 +69,7 @@ static int check_nul(struct service *s, struct rpc_call *c, const ProtobufCMessa
 /* ---- entries -----------------------------------------------------------------------------------
  */
 
-static Entry *entry_of(struct rpc_call *c, const struct cat_info *in)
+Entry *service_entry_of(struct rpc_call *c, const struct cat_info *in)
 {
     Entry *e = rpc_call_alloc(c, sizeof *e);
     engbot__cache__v1__entry__init(e);
@@ -99,7 +87,7 @@ static Entry *entry_of(struct rpc_call *c, const struct cat_info *in)
 }
 
 /* The catalogue entry at path now, in call memory; NULL when it is not there. */
-static Entry *entry_at(struct service *s, struct rpc_call *c, const char *path)
+Entry *service_entry_at(struct service *s, struct rpc_call *c, const char *path)
 {
     Entry *e = NULL;
     cat_rdlock(s->d.cat);
@@ -107,7 +95,7 @@ static Entry *entry_at(struct service *s, struct rpc_call *c, const char *path)
     if (slot != CAT_NONE) {
         struct cat_info in;
         cat_get(s->d.cat, slot, &in);
-        e = entry_of(c, &in);
+        e = service_entry_of(c, &in);
     }
     cat_unlock(s->d.cat);
     return e;
@@ -115,8 +103,8 @@ static Entry *entry_at(struct service *s, struct rpc_call *c, const char *path)
 
 /* Finds the entry named by id (when set) or path ("" is the root when root_ok); *out is its
  * path in call memory. RPC_OK or a status already set on c. */
-static int locate(struct service *s, struct rpc_call *c, const char *id, const char *path,
-                  bool root_ok, char **out)
+int service_locate(struct service *s, struct rpc_call *c, const char *id, const char *path,
+                   bool root_ok, char **out)
 {
     if (id && *id) {
         uint64_t hid;
@@ -145,7 +133,7 @@ static int locate(struct service *s, struct rpc_call *c, const char *id, const c
         return rpc_call_errorf(c, RPC_INVALID_ARGUMENT, "give an id or a path");
     struct ps_err e;
     if (!ps_check_path(path, strlen(path), &e))
-        return refuse(s, c, &e, "path");
+        return service_refuse(s, c, &e, "path");
     cat_rdlock(s->d.cat);
     bool found = cat_by_path(s->d.cat, path) != CAT_NONE;
     cat_unlock(s->d.cat);
@@ -158,7 +146,7 @@ static int locate(struct service *s, struct rpc_call *c, const char *id, const c
     /* Not catalogued: what is on disk there? A refusal says why; something allowed is a
      * change no event told us about yet. */
     if (ps_resolve(s->d.root, path, PS_WANT_ANY, NULL, NULL, &e) < 0)
-        return refuse(s, c, &e, "path");
+        return service_refuse(s, c, &e, "path");
     if (scan_path(s->d.scan, path, SCAN_EXISTENCE, NULL) == 1) {
         *out = rpc_call_strdup(c, path);
         return RPC_OK;
@@ -168,7 +156,7 @@ static int locate(struct service *s, struct rpc_call *c, const char *id, const c
 }
 
 /* The existence cache's verdict on path as a status. */
-static int verify(struct service *s, struct rpc_call *c, const char *path)
+int service_verify(struct service *s, struct rpc_call *c, const char *path)
 {
     struct ps_err e;
     switch (exist_verify(s->d.exist, path, &e)) {
@@ -179,7 +167,7 @@ static int verify(struct service *s, struct rpc_call *c, const char *path)
                                "'%.200s' no longer exists on disk (removed from the catalogue)",
                                path);
     case EXIST_REFUSED:
-        return refuse(s, c, &e, "path");
+        return service_refuse(s, c, &e, "path");
     case EXIST_IO:
     default:
         return rpc_call_errorf(c, RPC_UNAVAILABLE, "cannot check '%.200s' on disk: %s", path,
@@ -197,8 +185,8 @@ static int h_list(struct rpc_call *c, const ProtobufCMessage *req, ProtobufCMess
     const Engbot__Cache__V1__ListFolderRequest *rq = (const void *)req;
     Engbot__Cache__V1__ListFolderResponse *rs = (void *)resp;
     char *path;
-    int code = check_nul(s, c, req->descriptor);
-    if (code || (code = locate(s, c, rq->folder_id, rq->path, true, &path)))
+    int code = service_check_nul(s, c, req->descriptor);
+    if (code || (code = service_locate(s, c, rq->folder_id, rq->path, true, &path)))
         return code;
     uint32_t size =
         rq->page_size ? (rq->page_size > LIST_MAX ? LIST_MAX : rq->page_size) : LIST_DEFAULT;
@@ -222,11 +210,11 @@ static int h_list(struct rpc_call *c, const ProtobufCMessage *req, ProtobufCMess
     cat_list(s->d.cat, folder, off, n, slots);
     struct cat_info in;
     cat_get(s->d.cat, folder, &in);
-    rs->folder = entry_of(c, &in);
+    rs->folder = service_entry_of(c, &in);
     rs->entries = rpc_call_alloc(c, (n ? n : 1) * sizeof *rs->entries);
     for (size_t i = 0; i < n; i++) {
         cat_get(s->d.cat, slots[i], &in);
-        rs->entries[i] = entry_of(c, &in);
+        rs->entries[i] = service_entry_of(c, &in);
     }
     cat_unlock(s->d.cat);
     rs->n_entries = n;
@@ -242,7 +230,7 @@ static int h_search(struct rpc_call *c, const ProtobufCMessage *req, ProtobufCMe
     struct service *s = svc;
     const Engbot__Cache__V1__SearchRequest *rq = (const void *)req;
     Engbot__Cache__V1__SearchResponse *rs = (void *)resp;
-    int code = check_nul(s, c, req->descriptor);
+    int code = service_check_nul(s, c, req->descriptor);
     if (code)
         return code;
     uint32_t limit = rq->limit ? (rq->limit > SEARCH_MAX ? SEARCH_MAX : rq->limit) : SEARCH_DEFAULT;
@@ -260,7 +248,7 @@ static int h_search(struct rpc_call *c, const ProtobufCMessage *req, ProtobufCMe
     for (size_t i = 0; i < n; i++) {
         struct cat_info in;
         cat_get(s->d.cat, slots[i], &in);
-        rs->entries[i] = entry_of(c, &in);
+        rs->entries[i] = service_entry_of(c, &in);
     }
     cat_unlock(s->d.cat);
     rs->n_entries = n;
@@ -273,7 +261,7 @@ static int resolve_name(struct service *s, struct rpc_call *c, const char *name,
 {
     struct ps_err e;
     if (!ps_check_name(name, strlen(name), &e))
-        return refuse(s, c, &e, "name");
+        return service_refuse(s, c, &e, "name");
     uint32_t slots[CANDIDATES_MAX];
     char *path = NULL;
     cat_rdlock(s->d.cat);
@@ -286,7 +274,7 @@ static int resolve_name(struct service *s, struct rpc_call *c, const char *name,
         for (size_t i = 0; i < k; i++) {
             struct cat_info in;
             cat_get(s->d.cat, slots[i], &in);
-            rs->candidates[i] = entry_of(c, &in);
+            rs->candidates[i] = service_entry_of(c, &in);
         }
         rs->n_candidates = k;
     }
@@ -298,10 +286,10 @@ static int resolve_name(struct service *s, struct rpc_call *c, const char *name,
     cachestat_hit(&s->cat_cs);
     if (n > 1)
         return RPC_OK; /* ambiguous: the candidates, no entry */
-    int code = verify(s, c, path);
+    int code = service_verify(s, c, path);
     if (code)
         return code;
-    rs->entry = entry_at(s, c, path);
+    rs->entry = service_entry_at(s, c, path);
     return rs->entry ? RPC_OK : rpc_call_errorf(c, RPC_NOT_FOUND, "the file left the catalogue");
 }
 
@@ -311,7 +299,7 @@ static int h_resolve(struct rpc_call *c, const ProtobufCMessage *req, ProtobufCM
     struct service *s = svc;
     const Engbot__Cache__V1__ResolveRequest *rq = (const void *)req;
     Engbot__Cache__V1__ResolveResponse *rs = (void *)resp;
-    int code = check_nul(s, c, req->descriptor);
+    int code = service_check_nul(s, c, req->descriptor);
     if (code)
         return code;
     char *path = NULL;
@@ -319,320 +307,20 @@ static int h_resolve(struct rpc_call *c, const ProtobufCMessage *req, ProtobufCM
     case ENGBOT__CACHE__V1__RESOLVE_REQUEST__SELECTOR_ID:
         if (!rq->id[0])
             return rpc_call_errorf(c, RPC_INVALID_ARGUMENT, "id is empty");
-        code = locate(s, c, rq->id, NULL, false, &path);
+        code = service_locate(s, c, rq->id, NULL, false, &path);
         break;
     case ENGBOT__CACHE__V1__RESOLVE_REQUEST__SELECTOR_PATH:
-        code = locate(s, c, NULL, rq->path, true, &path);
+        code = service_locate(s, c, NULL, rq->path, true, &path);
         break;
     case ENGBOT__CACHE__V1__RESOLVE_REQUEST__SELECTOR_NAME:
         return resolve_name(s, c, rq->name, rs);
     default:
         return rpc_call_errorf(c, RPC_INVALID_ARGUMENT, "set one of id, path or name");
     }
-    if (code || (code = verify(s, c, path)))
+    if (code || (code = service_verify(s, c, path)))
         return code;
-    rs->entry = entry_at(s, c, path);
+    rs->entry = service_entry_at(s, c, path);
     return rs->entry ? RPC_OK : rpc_call_errorf(c, RPC_NOT_FOUND, "the entry left the catalogue");
-}
-
-static int64_t mtime_ms(const struct stat *st)
-{
-    return (int64_t)st->st_mtim.tv_sec * 1000 + st->st_mtim.tv_nsec / 1000000;
-}
-
-/* Streams the open file fd (as fstat'ed in st) from offset; entry goes in the first message. */
-static int stream_file(struct service *s, struct rpc_call *c, int fd, const struct stat *st,
-                       uint64_t offset, Entry *entry)
-{
-    uint64_t size = (uint64_t)st->st_size;
-    size_t chunk = (size_t)s->o.chunk_size;
-    uint8_t *buf = malloc(chunk);
-    if (!buf)
-        abort();
-    int code = RPC_OK;
-    uint64_t off = offset;
-    bool first = true;
-    for (;;) {
-        size_t want = size - off < chunk ? (size_t)(size - off) : chunk;
-        ssize_t n = 0;
-        if (want) {
-            n = pread(fd, buf, want, (off_t)off);
-            if (n < 0) {
-                code = rpc_call_errorf(c, RPC_UNAVAILABLE, "read failed: %s", strerror(errno));
-                break;
-            }
-            if (n == 0) {
-                code = rpc_call_errorf(c, RPC_ABORTED,
-                                       "the file shrank while it was read; read it again");
-                break;
-            }
-        }
-        Engbot__Cache__V1__ReadFileResponse m = ENGBOT__CACHE__V1__READ_FILE_RESPONSE__INIT;
-        m.entry = first ? entry : NULL;
-        m.offset = off;
-        m.data.data = buf;
-        m.data.len = (size_t)n;
-        off += (uint64_t)n;
-        m.eof = off >= size;
-        if (rpc_call_send_wait(c, &m.base, SEND_QUEUE) < 0) {
-            code = RPC_CANCELLED;
-            break;
-        }
-        metric_add(s->m_bytes, (double)n);
-        first = false;
-        if (m.eof)
-            break;
-    }
-    free(buf);
-    if (code == RPC_OK) {
-        struct stat after;
-        if (fstat(fd, &after) == 0 &&
-            (after.st_size != st->st_size || mtime_ms(&after) != mtime_ms(st)))
-            code = rpc_call_errorf(c, RPC_ABORTED,
-                                   "the file changed while it was read; read it again");
-    }
-    return code;
-}
-
-static int h_read(struct rpc_call *c, const ProtobufCMessage *req, void *svc)
-{
-    struct service *s = svc;
-    const Engbot__Cache__V1__ReadFileRequest *rq = (const void *)req;
-    char *path;
-    int code = check_nul(s, c, req->descriptor);
-    if (code || (code = locate(s, c, rq->id, rq->path, false, &path)))
-        return code;
-    if (atomic_fetch_add(&s->reads, 1) >= s->o.max_concurrent_reads) {
-        atomic_fetch_sub(&s->reads, 1);
-        metric_inc(s->m_busy);
-        return rpc_call_errorf(c, RPC_RESOURCE_EXHAUSTED,
-                               "too many files being read at once (MAX_CONCURRENT_READS=%lld); "
-                               "retry shortly",
-                               (long long)s->o.max_concurrent_reads);
-    }
-    metric_set(s->m_reads, atomic_load(&s->reads));
-    int fd = -1;
-    struct stat st;
-    struct ps_err e;
-    /* Opened under the root fd, one component at a time: a file swapped for a symlink since
-     * it was indexed is refused here, whatever the catalogue says. */
-    if (ps_resolve(s->d.root, path, PS_WANT_FILE | PS_OPEN, &fd, &st, &e) < 0) {
-        if (e.reason != PS_IO)
-            scan_path(s->d.scan, path, SCAN_EXISTENCE, NULL); /* vanished or refused: drop it */
-        code = refuse(s, c, &e, "path");
-        goto out;
-    }
-    if (st.st_size > s->o.max_file_size) {
-        metric_inc(s->m_too_large);
-        code = rpc_call_errorf(c, RPC_RESOURCE_EXHAUSTED,
-                               "the file is %lld bytes, over MAX_FILE_SIZE (%lld bytes)",
-                               (long long)st.st_size, (long long)s->o.max_file_size);
-        goto out;
-    }
-    if (rq->offset > (uint64_t)st.st_size) {
-        code = rpc_call_errorf(c, RPC_OUT_OF_RANGE, "offset %llu is past the end (%lld bytes)",
-                               (unsigned long long)rq->offset, (long long)st.st_size);
-        goto out;
-    }
-    exist_mark(s->d.exist, path);
-    Entry *entry = entry_at(s, c, path);
-    if (!entry || entry->size != (uint64_t)st.st_size || entry->mtime_unix_ms != mtime_ms(&st)) {
-        scan_path(s->d.scan, path, SCAN_EXISTENCE, NULL); /* the catalogue was behind */
-        entry = entry_at(s, c, path);
-    }
-    if (!entry) {
-        code = rpc_call_errorf(c, RPC_NOT_FOUND, "the file left the catalogue");
-        goto out;
-    }
-    entry->size = (uint64_t)st.st_size; /* exactly the version being sent */
-    entry->mtime_unix_ms = mtime_ms(&st);
-    code = stream_file(s, c, fd, &st, rq->offset, entry);
-out:
-    if (fd >= 0)
-        close(fd);
-    atomic_fetch_sub(&s->reads, 1);
-    metric_set(s->m_reads, atomic_load(&s->reads));
-    return code;
-}
-
-/* Waiting for the file_id log's fsync (group commit: concurrent puts share one). */
-struct durable_wait {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool done;
-    int err;
-};
-
-static void on_durable(void *arg, int err)
-{
-    struct durable_wait *w = arg;
-    pthread_mutex_lock(&w->mu);
-    w->done = true;
-    w->err = err;
-    pthread_cond_signal(&w->cv);
-    pthread_mutex_unlock(&w->mu);
-}
-
-static int wait_durable(struct durable_wait *w)
-{
-    pthread_mutex_lock(&w->mu);
-    while (!w->done)
-        pthread_cond_wait(&w->cv, &w->mu);
-    int err = w->err;
-    pthread_mutex_unlock(&w->mu);
-    pthread_cond_destroy(&w->cv);
-    pthread_mutex_destroy(&w->mu);
-    return err;
-}
-
-static int check_bot(struct rpc_call *c, int64_t bot)
-{
-    if (bot > 0)
-        return RPC_OK;
-    return rpc_call_errorf(c, RPC_INVALID_ARGUMENT,
-                           "bot_id must be the bot's numeric id (the part of its token before "
-                           "':'), got %lld",
-                           (long long)bot);
-}
-
-static int h_get_file_id(struct rpc_call *c, const ProtobufCMessage *req, ProtobufCMessage *resp,
-                         void *svc)
-{
-    struct service *s = svc;
-    const Engbot__Cache__V1__GetFileIdRequest *rq = (const void *)req;
-    Engbot__Cache__V1__GetFileIdResponse *rs = (void *)resp;
-    char *path;
-    int code = check_nul(s, c, req->descriptor);
-    if (code || (code = check_bot(c, rq->bot_id)) ||
-        (code = locate(s, c, rq->id, rq->path, false, &path)))
-        return code;
-    /* Not the existence cache: a file_id must never stand for a file that changed since, so
-     * the file is stat'ed every time (one walk under the root; cheap next to a Telegram call). */
-    struct stat st;
-    struct ps_err e;
-    if (ps_resolve(s->d.root, path, PS_WANT_FILE, NULL, &st, &e) < 0) {
-        if (e.reason != PS_IO)
-            scan_path(s->d.scan, path, SCAN_EXISTENCE, NULL);
-        return refuse(s, c, &e, "path");
-    }
-    exist_mark(s->d.exist, path);
-    Entry *now = entry_at(s, c, path);
-    if (now && (now->size != (uint64_t)st.st_size || now->mtime_unix_ms != mtime_ms(&st))) {
-        scan_path(s->d.scan, path, SCAN_EXISTENCE, NULL); /* the catalogue was behind */
-        now = entry_at(s, c, path);
-    }
-    if (!now || now->kind != ENGBOT__CACHE__V1__ENTRY_KIND__ENTRY_KIND_FILE)
-        return rpc_call_errorf(c, now ? RPC_FAILED_PRECONDITION : RPC_NOT_FOUND,
-                               now ? "a folder has no file_id" : "the file left the catalogue");
-    char id[FIDREC_MAX_ID + 1];
-    uint64_t size;
-    int64_t mtime;
-    if (fileids_get(s->d.fileids, rq->bot_id, path, id, &size, &mtime) != FILEIDS_OK) {
-        cachestat_miss(&s->fid_cs);
-        return rpc_call_errorf(c, RPC_NOT_FOUND, "no file_id is stored for this file and bot");
-    }
-    if (size != now->size || mtime != now->mtime_unix_ms) {
-        cachestat_miss(&s->fid_cs);
-        return rpc_call_errorf(c, RPC_NOT_FOUND,
-                               "the file changed since its file_id was stored (stored: %llu bytes, "
-                               "mtime %lld; now: %llu bytes, mtime %lld): upload it again",
-                               (unsigned long long)size, (long long)mtime,
-                               (unsigned long long)now->size, (long long)now->mtime_unix_ms);
-    }
-    cachestat_hit(&s->fid_cs);
-    rs->file_id = rpc_call_strdup(c, id);
-    Engbot__Cache__V1__FileKey *k = rpc_call_alloc(c, sizeof *k);
-    engbot__cache__v1__file_key__init(k);
-    k->bot_id = rq->bot_id;
-    k->path = path;
-    k->size = size;
-    k->mtime_unix_ms = mtime;
-    rs->key = k;
-    return RPC_OK;
-}
-
-static int h_put_file_id(struct rpc_call *c, const ProtobufCMessage *req, ProtobufCMessage *resp,
-                         void *svc)
-{
-    struct service *s = svc;
-    const Engbot__Cache__V1__PutFileIdRequest *rq = (const void *)req;
-    Engbot__Cache__V1__PutFileIdResponse *rs = (void *)resp;
-    int code = check_nul(s, c, req->descriptor);
-    if (code)
-        return code;
-    const Engbot__Cache__V1__FileKey *k = rq->key;
-    if (!k)
-        return rpc_call_errorf(c, RPC_INVALID_ARGUMENT,
-                               "key is required (bot_id, path, size, "
-                               "mtime_unix_ms from ReadFile)");
-    if ((code = check_bot(c, k->bot_id)))
-        return code;
-    if (!fidrec_id_ok(rq->file_id, strlen(rq->file_id)))
-        return rpc_call_errorf(c, RPC_INVALID_ARGUMENT,
-                               "file_id must be 1 to %d characters of A-Z a-z 0-9 _ -",
-                               FIDREC_MAX_ID);
-    char *path;
-    if ((code = locate(s, c, NULL, k->path, false, &path)))
-        return code;
-    Entry *now = entry_at(s, c, path);
-    if (!now || now->kind != ENGBOT__CACHE__V1__ENTRY_KIND__ENTRY_KIND_FILE)
-        return rpc_call_errorf(c, now ? RPC_FAILED_PRECONDITION : RPC_NOT_FOUND,
-                               now ? "a folder has no file_id" : "the file left the catalogue");
-    if (now->size != k->size || now->mtime_unix_ms != k->mtime_unix_ms) {
-        rs->stored = false; /* uploaded an older version: next send uploads the new one */
-        return RPC_OK;
-    }
-    struct durable_wait w = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
-    int rc = fileids_put(s->d.fileids, k->bot_id, path, k->size, k->mtime_unix_ms, rq->file_id,
-                         on_durable, &w);
-    if (rc == FILEIDS_FULL)
-        return rpc_call_errorf(c, RPC_RESOURCE_EXHAUSTED,
-                               "the file_id store is full "
-                               "(MAX_FILE_IDS)");
-    if (rc != FILEIDS_OK)
-        return rpc_call_errorf(c, RPC_UNAVAILABLE, "the file_id store cannot write");
-    int err = wait_durable(&w);
-    if (err)
-        return rpc_call_errorf(c, RPC_UNAVAILABLE, "the file_id store cannot write: %s",
-                               strerror(err));
-    rs->stored = true;
-    return RPC_OK;
-}
-
-static int h_drop_file_id(struct rpc_call *c, const ProtobufCMessage *req, ProtobufCMessage *resp,
-                          void *svc)
-{
-    struct service *s = svc;
-    const Engbot__Cache__V1__DropFileIdRequest *rq = (const void *)req;
-    Engbot__Cache__V1__DropFileIdResponse *rs = (void *)resp;
-    struct ps_err e;
-    int code = check_nul(s, c, req->descriptor);
-    if (code || (code = check_bot(c, rq->bot_id)))
-        return code;
-    if (!rq->path[0])
-        return rpc_call_errorf(c, RPC_INVALID_ARGUMENT, "path is required");
-    if (!ps_check_path(rq->path, strlen(rq->path), &e))
-        return refuse(s, c, &e, "path");
-    if (rq->file_id[0] && !fidrec_id_ok(rq->file_id, strlen(rq->file_id)))
-        return rpc_call_errorf(c, RPC_INVALID_ARGUMENT,
-                               "file_id must be 1 to %d characters of A-Z a-z 0-9 _ -",
-                               FIDREC_MAX_ID);
-    struct durable_wait w = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
-    int rc = fileids_drop(s->d.fileids, rq->bot_id, rq->path, rq->file_id, on_durable, &w);
-    if (rc == FILEIDS_NOT_FOUND) {
-        pthread_cond_destroy(&w.cv);
-        pthread_mutex_destroy(&w.mu);
-        rs->dropped = false;
-        return RPC_OK;
-    }
-    if (rc != FILEIDS_OK)
-        return rpc_call_errorf(c, RPC_UNAVAILABLE, "the file_id store cannot write");
-    int err = wait_durable(&w);
-    if (err)
-        return rpc_call_errorf(c, RPC_UNAVAILABLE, "the file_id store cannot write: %s",
-                               strerror(err));
-    rs->dropped = true;
-    return RPC_OK;
 }
 
 static int h_invalidate(struct rpc_call *c, const ProtobufCMessage *req, ProtobufCMessage *resp,
@@ -642,7 +330,7 @@ static int h_invalidate(struct rpc_call *c, const ProtobufCMessage *req, Protobu
     const Engbot__Cache__V1__InvalidateRequest *rq = (const void *)req;
     Engbot__Cache__V1__InvalidateResponse *rs = (void *)resp;
     struct scan_result r = {0};
-    int code = check_nul(s, c, req->descriptor);
+    int code = service_check_nul(s, c, req->descriptor);
     if (code)
         return code;
     if (rq->all) {
@@ -655,7 +343,7 @@ static int h_invalidate(struct rpc_call *c, const ProtobufCMessage *req, Protobu
         if (!rq->path[0])
             return rpc_call_errorf(c, RPC_INVALID_ARGUMENT, "give a path, or set all to true");
         if (!ps_check_path(rq->path, strlen(rq->path), &e))
-            return refuse(s, c, &e, "path");
+            return service_refuse(s, c, &e, "path");
         int found = scan_path(s->d.scan, rq->path, SCAN_MANUAL, &r);
         if (found) {
             cat_rdlock(s->d.cat);
@@ -666,7 +354,7 @@ static int h_invalidate(struct rpc_call *c, const ProtobufCMessage *req, Protobu
         } else if (!r.removed) {
             /* Neither catalogued before nor now: say why. */
             if (ps_resolve(s->d.root, rq->path, PS_WANT_ANY, NULL, NULL, &e) < 0)
-                return refuse(s, c, &e, "path");
+                return service_refuse(s, c, &e, "path");
             return rpc_call_errorf(c, RPC_NOT_FOUND,
                                    "path is on disk but not in the catalogue "
                                    "(MAX_ENTRIES reached?)");
@@ -767,10 +455,10 @@ void service_register(struct service *s, struct rpc_server *srv)
         RPC_UNARY("ListFolder", h_list, RPC_F_BLOCKING),
         RPC_UNARY("Search", h_search, RPC_F_BLOCKING),
         RPC_UNARY("Resolve", h_resolve, RPC_F_BLOCKING),
-        RPC_SSTREAM("ReadFile", h_read, RPC_F_BLOCKING),
-        RPC_UNARY("GetFileId", h_get_file_id, RPC_F_BLOCKING),
-        RPC_UNARY("PutFileId", h_put_file_id, RPC_F_BLOCKING),
-        RPC_UNARY("DropFileId", h_drop_file_id, RPC_F_BLOCKING),
+        RPC_SSTREAM("ReadFile", service_read_file, RPC_F_BLOCKING),
+        RPC_UNARY("GetFileId", service_get_file_id, RPC_F_BLOCKING),
+        RPC_UNARY("PutFileId", service_put_file_id, RPC_F_BLOCKING),
+        RPC_UNARY("DropFileId", service_drop_file_id, RPC_F_BLOCKING),
         RPC_UNARY("Invalidate", h_invalidate, RPC_F_BLOCKING),
         RPC_UNARY("GetStats", h_stats, 0),
     };
