@@ -49,9 +49,9 @@ struct bot *bot_new(const struct bot_opts *o)
         METRIC_COUNTER, "track", NULL, 0);
     b->track[0] = metrics_child(tr, "stable");
     b->track[1] = metrics_child(tr, "canary");
-    b->commands = metrics_family("engbot_gateway_commands_total",
-                                 "Commands and buttons handled, by name.", METRIC_COUNTER,
-                                 "command", NULL, 0);
+    b->commands =
+        metrics_family("engbot_gateway_commands_total", "Commands and buttons handled, by name.",
+                       METRIC_COUNTER, "command", NULL, 0);
     return b;
 }
 
@@ -109,8 +109,8 @@ static int put_part(void *ud, const char *part, size_t len, int index)
     char *text = strndup(part, len);
     if (!text)
         abort();
-    char *p = tg_json_message(s->c->u->chat_id, 0, text,
-                              s->parse_mode, index == s->nparts - 1 ? s->kb : NULL);
+    char *p = tg_json_message(s->c->u->chat_id, 0, text, s->parse_mode,
+                              index == s->nparts - 1 ? s->kb : NULL);
     put(s->c, s->c->u->chat_id, "sendMessage", p);
     free(p);
     free(text);
@@ -238,9 +238,9 @@ void ctx_save_place(struct ctx *c, const char *folder, uint32_t page, const char
         }
         ProtobufCMessage *m = NULL;
         struct rpc_status st;
-        int code = deps_unary(b->o.deps, DEP_SESSION, c->u->chat_id, "UpdateSession", &req.base,
-                              &engbot__session__v1__update_session_response__descriptor, &m, 0,
-                              &st);
+        int code =
+            deps_unary(b->o.deps, DEP_SESSION, c->u->chat_id, "UpdateSession", &req.base,
+                       &engbot__session__v1__update_session_response__descriptor, &m, 0, &st);
         if (code == RPC_OK) {
             take_session(c, ((Engbot__Session__V1__UpdateSessionResponse *)m)->session);
             protobuf_c_message_free_unpacked(m, NULL);
@@ -297,9 +297,9 @@ static void refuse(struct ctx *c)
     metric_inc(b->refused);
     if (c->u->chat_id == 0 || !first_refusal(b, c->u->chat_id))
         return;
-    char *p = tg_json_message(c->u->chat_id, 0,
-                              "Sorry, this bot is private. Ask an administrator to add you.", NULL,
-                              NULL);
+    char *p =
+        tg_json_message(c->u->chat_id, 0,
+                        "Sorry, this bot is private. Ask an administrator to add you.", NULL, NULL);
     char key[64];
     /* Keyed by chat, not update: at most one refusal per chat within queue-svc's window, even
      * across gateway replicas and restarts. */
@@ -318,9 +318,10 @@ static const char HELP[] =
     "/get <i>name</i> \xE2\x80\x94 a file by its name (or path)\n"
     "/cancel \xE2\x80\x94 forget where you were\n"
     "/help \xE2\x80\x94 this list";
-static const char HELP_ADMIN[] = "\n\n<b>Admin</b>\n"
-                                 "/refresh \xE2\x80\x94 rescan the catalogue now\n"
-                                 "/stats \xE2\x80\x94 sessions, cache hit ratio, queue depth, versions";
+static const char HELP_ADMIN[] =
+    "\n\n<b>Admin</b>\n"
+    "/refresh \xE2\x80\x94 rescan the catalogue now\n"
+    "/stats \xE2\x80\x94 sessions, cache hit ratio, queue depth, versions";
 
 static void cmd_help(struct ctx *c, bool welcome)
 {
@@ -340,9 +341,9 @@ static void cmd_cancel(struct ctx *c)
         req.chat_id = c->u->chat_id;
         ProtobufCMessage *m = NULL;
         struct rpc_status st;
-        int code = deps_unary(b->o.deps, DEP_SESSION, c->u->chat_id, "DeleteSession", &req.base,
-                              &engbot__session__v1__delete_session_response__descriptor, &m, 0,
-                              &st);
+        int code =
+            deps_unary(b->o.deps, DEP_SESSION, c->u->chat_id, "DeleteSession", &req.base,
+                       &engbot__session__v1__delete_session_response__descriptor, &m, 0, &st);
         if (m)
             protobuf_c_message_free_unpacked(m, NULL);
         if (deps_code_is_failure(code))
@@ -415,20 +416,18 @@ static void cmd_stats(struct ctx *c)
                               "cache-svc %s\n",
                               r->entries, r->files, r->version ? r->version : "?");
         for (size_t i = 0; i < r->n_caches && o < sizeof text; i++)
-            o += (size_t)snprintf(text + o, sizeof text - o,
-                                  "  %s cache: %.0f%% hits (%" PRIu64 "/%" PRIu64 ")\n",
-                                  r->caches[i]->name ? r->caches[i]->name : "?",
-                                  r->caches[i]->hit_ratio * 100, r->caches[i]->hits,
-                                  r->caches[i]->hits + r->caches[i]->misses);
+            o += (size_t)snprintf(
+                text + o, sizeof text - o, "  %s cache: %.0f%% hits (%" PRIu64 "/%" PRIu64 ")\n",
+                r->caches[i]->name ? r->caches[i]->name : "?", r->caches[i]->hit_ratio * 100,
+                r->caches[i]->hits, r->caches[i]->hits + r->caches[i]->misses);
         protobuf_c_message_free_unpacked(m, NULL);
     } else if (o < sizeof text) {
         o += (size_t)snprintf(text + o, sizeof text - o, "Catalogue: unavailable\n");
     }
     Engbot__Queue__V1__GetStatsRequest qreq = ENGBOT__QUEUE__V1__GET_STATS_REQUEST__INIT;
-    if (o < sizeof text &&
-        deps_unary(d, DEP_QUEUE, 0, "GetStats", &qreq.base,
-                   &engbot__queue__v1__get_stats_response__descriptor, &m, DEPS_IDEMPOTENT,
-                   &st) == RPC_OK) {
+    if (o < sizeof text && deps_unary(d, DEP_QUEUE, 0, "GetStats", &qreq.base,
+                                      &engbot__queue__v1__get_stats_response__descriptor, &m,
+                                      DEPS_IDEMPOTENT, &st) == RPC_OK) {
         Engbot__Queue__V1__GetStatsResponse *r = (Engbot__Queue__V1__GetStatsResponse *)m;
         o += (size_t)snprintf(text + o, sizeof text - o,
                               "Queue: %" PRIu64 " queued, %" PRIu64 " in flight, %" PRIu64
@@ -450,8 +449,7 @@ static void cmd_stats(struct ctx *c)
 
 /* Splits "/cmd@bot args" into cmd (lower case, no slash) and args. Returns false when the
  * command is addressed to another bot. */
-static bool parse_command(struct ctx *c, const char *text, char *cmd, size_t cap,
-                          const char **args)
+static bool parse_command(struct ctx *c, const char *text, char *cmd, size_t cap, const char **args)
 {
     const char *p = text + 1;
     size_t n = 0;

@@ -28,8 +28,8 @@ struct bot_opts {
     uint64_t upload_limit;
     bool use_sessions;
     int64_t bot_id;
-    char username[64];          /* from getMe, without '@' */
-    int64_t answer_timeout_ms;  /* answerCallbackQuery, sent directly */
+    char username[64];         /* from getMe, without '@' */
+    int64_t answer_timeout_ms; /* answerCallbackQuery, sent directly */
     int64_t started_mono_ms;
 };
 

@@ -28,8 +28,8 @@ struct ctx {
     struct bot *b;
     const struct tg_update *u;
     int pos;
-    bool failed;   /* a reply could not be handed on */
-    bool session;  /* a session was read (fields below valid) */
+    bool failed;  /* a reply could not be handed on */
+    bool session; /* a session was read (fields below valid) */
     bool admin;
     char folder[32];
     uint32_t page;

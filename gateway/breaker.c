@@ -100,9 +100,12 @@ enum breaker_state breaker_state(struct breaker *b)
 const char *breaker_state_name(enum breaker_state s)
 {
     switch (s) {
-    case BREAKER_CLOSED: return "closed";
-    case BREAKER_OPEN: return "open";
-    default: return "half-open";
+    case BREAKER_CLOSED:
+        return "closed";
+    case BREAKER_OPEN:
+        return "open";
+    default:
+        return "half-open";
     }
 }
 

@@ -21,11 +21,11 @@ struct breaker {
     int64_t open_ms, open_max_ms;
     /* state, under mu */
     enum breaker_state state;
-    int failures;       /* consecutive, while closed */
+    int failures;        /* consecutive, while closed */
     int64_t cur_open_ms; /* the current open period */
     int64_t opened_at;
-    bool probing;       /* a half-open probe is in flight */
-    uint64_t opens;     /* times it opened (for metrics) */
+    bool probing;   /* a half-open probe is in flight */
+    uint64_t opens; /* times it opened (for metrics) */
 };
 
 void breaker_init(struct breaker *b, int threshold, int64_t open_ms, int64_t open_max_ms);

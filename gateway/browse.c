@@ -64,9 +64,9 @@ void browse_folder(struct ctx *c, const char *folder_id, uint32_t page, int64_t 
     req.page = page;
     ProtobufCMessage *m = NULL;
     struct rpc_status st;
-    int code = deps_unary(b->o.deps, DEP_CACHE, c->u->chat_id, "ListFolder", &req.base,
-                          &engbot__cache__v1__list_folder_response__descriptor, &m,
-                          DEPS_IDEMPOTENT, &st);
+    int code =
+        deps_unary(b->o.deps, DEP_CACHE, c->u->chat_id, "ListFolder", &req.base,
+                   &engbot__cache__v1__list_folder_response__descriptor, &m, DEPS_IDEMPOTENT, &st);
     if (code == RPC_NOT_FOUND && folder_id[0]) {
         /* The folder went away: show the root instead. */
         browse_folder(c, "", 0, edit_id, "That folder is gone; here is the top of the catalogue.");
@@ -133,9 +133,9 @@ void browse_search(struct ctx *c, const char *words, uint32_t page, int64_t edit
     req.limit = SEARCH_LIMIT;
     ProtobufCMessage *m = NULL;
     struct rpc_status st;
-    int code = deps_unary(b->o.deps, DEP_CACHE, c->u->chat_id, "Search", &req.base,
-                          &engbot__cache__v1__search_response__descriptor, &m, DEPS_IDEMPOTENT,
-                          &st);
+    int code =
+        deps_unary(b->o.deps, DEP_CACHE, c->u->chat_id, "Search", &req.base,
+                   &engbot__cache__v1__search_response__descriptor, &m, DEPS_IDEMPOTENT, &st);
     if (cache_failed(c, code, edit_id, "Nothing found."))
         return;
     Engbot__Cache__V1__SearchResponse *r = (Engbot__Cache__V1__SearchResponse *)m;
@@ -163,9 +163,9 @@ void browse_search(struct ctx *c, const char *words, uint32_t page, int64_t edit
         char *list = malloc(cap), esc[2200];
         if (!list)
             abort();
-        size_t o = (size_t)snprintf(list, cap,
-                                    "\xF0\x9F\x94\x8E <b>%u matches</b> for \xE2\x80\x9C%s\xE2\x80\x9D:",
-                                    r->total, qh);
+        size_t o = (size_t)snprintf(
+            list, cap,
+            "\xF0\x9F\x94\x8E <b>%u matches</b> for \xE2\x80\x9C%s\xE2\x80\x9D:", r->total, qh);
         for (size_t i = 0; i < n && o < cap; i++) {
             const Engbot__Cache__V1__Entry *e = r->entries[i];
             text_html_escape(e->path ? e->path : "", esc, sizeof esc);

@@ -25,7 +25,7 @@ static const char *const track_names[TRACK_N] = {"stable", "canary"};
 struct track {
     struct rpc_channel *ch; /* NULL: no such track */
     struct breaker br;
-    struct metric *up;     /* gauge: 1 closed, 0.5 half-open, 0 open */
+    struct metric *up; /* gauge: 1 closed, 0.5 half-open, 0 open */
     struct metric *calls_ok, *calls_fail;
 };
 
@@ -75,10 +75,10 @@ struct deps *deps_new(const struct deps_opts *o)
         "engbot_gateway_dependency_calls_total",
         "Calls to each dependency by track (stable/canary) and result (ok, or failed: no answer).",
         METRIC_COUNTER, "dependency,track,result", NULL, 0);
-    struct metric_family *deg = metrics_family(
-        "engbot_gateway_degraded_total",
-        "Answers given in degraded mode because a dependency was unusable.", METRIC_COUNTER,
-        "dependency", NULL, 0);
+    struct metric_family *deg =
+        metrics_family("engbot_gateway_degraded_total",
+                       "Answers given in degraded mode because a dependency was unusable.",
+                       METRIC_COUNTER, "dependency", NULL, 0);
     struct metric_family *ret = metrics_family("engbot_gateway_dependency_retries_total",
                                                "Retries of idempotent calls (within the budget).",
                                                METRIC_COUNTER, "dependency", NULL, 0);
@@ -103,8 +103,7 @@ struct deps *deps_new(const struct deps_opts *o)
         for (int t = 0; t < TRACK_N; t++) {
             struct track *tr = &p->t[t];
             const char *addr = t == TRACK_STABLE ? o->addr[i] : o->canary_addr[i];
-            breaker_init(&tr->br, o->breaker_threshold, o->breaker_open_ms,
-                         o->breaker_open_max_ms);
+            breaker_init(&tr->br, o->breaker_threshold, o->breaker_open_ms, o->breaker_open_max_ms);
             if (!p->enabled || !addr || !*addr)
                 continue;
             co.round_robin = strncmp(addr, "dns:", 4) == 0;

@@ -24,12 +24,12 @@ struct deps_opts {
     const char *addr[DEP_N];        /* HOST:PORT or dns:///name:port */
     const char *canary_addr[DEP_N]; /* NULL or "" = no canary for that service */
     struct canary_rule canary;
-    bool enabled[DEP_N];            /* false: the optimisation is switched off (no calls) */
-    int64_t deadline_ms[DEP_N];     /* per call */
-    int retries;                    /* extra attempts for idempotent calls (UNAVAILABLE only) */
-    int breaker_threshold;          /* consecutive failures that open a breaker */
+    bool enabled[DEP_N];        /* false: the optimisation is switched off (no calls) */
+    int64_t deadline_ms[DEP_N]; /* per call */
+    int retries;                /* extra attempts for idempotent calls (UNAVAILABLE only) */
+    int breaker_threshold;      /* consecutive failures that open a breaker */
     int64_t breaker_open_ms, breaker_open_max_ms;
-    int64_t reconnect_max_ms;       /* cap of gRPC's reconnect backoff */
+    int64_t reconnect_max_ms; /* cap of gRPC's reconnect backoff */
 };
 
 enum {

@@ -17,13 +17,13 @@
 #include <stdint.h>
 
 struct intake_poll_opts {
-    struct tg_http *tg;      /* a client whose abort flag is `abort` below */
-    atomic_bool *abort;      /* set by intake_poll_stop to cut the long poll short */
+    struct tg_http *tg; /* a client whose abort flag is `abort` below */
+    atomic_bool *abort; /* set by intake_poll_stop to cut the long poll short */
     struct dispatch *dispatch;
     struct dedupe *dedupe;
-    int timeout_s;           /* long-poll timeout */
-    int limit;               /* updates per getUpdates (1..100) */
-    int max_attempts;        /* a failing update is retried this often before it is skipped */
+    int timeout_s;    /* long-poll timeout */
+    int limit;        /* updates per getUpdates (1..100) */
+    int max_attempts; /* a failing update is retried this often before it is skipped */
 };
 
 struct intake_poll;

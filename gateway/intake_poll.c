@@ -26,8 +26,8 @@ struct intake_poll {
     atomic_bool stop;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    int outstanding;         /* updates handed to the dispatcher and not done yet */
-    int64_t *out_ids;        /* their ids (at most max_pending + a batch) */
+    int outstanding;  /* updates handed to the dispatcher and not done yet */
+    int64_t *out_ids; /* their ids (at most max_pending + a batch) */
     int out_cap;
     int64_t first_unhandled; /* lowest update_id that failed since the last poll (INT64_MAX) */
     int64_t max_seen;        /* highest update_id seen (-1: none yet) */
@@ -227,8 +227,8 @@ static void *poll_loop(void *arg)
         struct batch b = {.p = p};
         struct tg_envelope env;
         char err[256];
-        int n = tg_json_parse_updates(r.body, r.len, &env, on_update, &b, &p->scratch, err,
-                                      sizeof err);
+        int n =
+            tg_json_parse_updates(r.body, r.len, &env, on_update, &b, &p->scratch, err, sizeof err);
         tg_resp_free(&r);
         if (n < 0) {
             int64_t wait;

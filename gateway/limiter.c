@@ -65,8 +65,8 @@ bool limiter_acquire(struct limiter *l)
         if (now >= deadline)
             break;
         /* Sleep until a token is due (or a slot frees), bounded by the deadline. */
-        int64_t wait = l->tokens >= 1 ? deadline - now
-                                      : (int64_t)((1 - l->tokens) * 1000.0 / l->rate) + 1;
+        int64_t wait =
+            l->tokens >= 1 ? deadline - now : (int64_t)((1 - l->tokens) * 1000.0 / l->rate) + 1;
         if (wait > deadline - now)
             wait = deadline - now;
         struct timespec ts;

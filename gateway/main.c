@@ -86,7 +86,8 @@ static const struct conf_opt opts[] = {
     {"canary-percent", CONF_INT, &cfg.canary_percent, "0", 0, 100,
      "share of chats (by a stable hash of the chat id) served by the canary addresses"},
     {"admin-user-ids", CONF_IDLIST, &cfg.admins, NULL, 0, 0,
-     "users who may /refresh and /stats (always allowed)"},
+     "users who may /refresh and /stats (they pass ALLOWED_USER_IDS; ALLOWED_CHAT_IDS still "
+     "applies)"},
     {"allowed-user-ids", CONF_IDLIST, &cfg.allowed_users, NULL, 0, 0,
      "when set, only these users (and admins) may use the bot"},
     {"allowed-chat-ids", CONF_IDLIST, &cfg.allowed_chats, NULL, 0, 0,
@@ -263,8 +264,7 @@ static bool secret_valid(const char *s)
 
 static char *generate_secret(void)
 {
-    static const char alphabet[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     unsigned char raw[48];
     if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw) {
         LOG_ERROR("getrandom failed: cannot generate the webhook secret");
@@ -300,7 +300,8 @@ static bool wait_signal(int64_t ms)
     struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
     int sig = sigtimedwait(&set, NULL, &ts);
     if (sig > 0) {
-        LOG_INFO("signal received: draining", LF_STR("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"),
+        LOG_INFO("signal received: draining",
+                 LF_STR("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"),
                  LF_I64("grace_ms", cfg.drain_grace));
         return true;
     }
@@ -326,7 +327,9 @@ static bool call_until_ok(struct tg_http *tg, const char *method, const char *bo
         pthread_mutex_unlock(&g_mu);
         LOG_WARN("Bot API call failed at start-up: retrying", LF_STR("method", method),
                  LF_STR("api", tg_http_host(tg)), LF_I64("http_status", r.http_status),
-                 LF_STR("error", rc ? r.err : env->description[0] ? env->description : err),
+                 LF_STR("error", rc                    ? r.err
+                                 : env->description[0] ? env->description
+                                                       : err),
                  LF_I64("retry_in_ms", backoff));
         if (rc == 0 && (r.http_status == 401 || r.http_status == 404))
             LOG_ERROR("the Bot API rejects the token: check BOT_TOKEN / BOT_TOKEN_FILE and "
@@ -356,7 +359,8 @@ int main(int argc, char **argv)
     if (!token && cfg.bot_token_file && *cfg.bot_token_file)
         token = read_token_file(cfg.bot_token_file);
     if (!token)
-        die("BOT_TOKEN", "'' (empty): set BOT_TOKEN or BOT_TOKEN_FILE to the token @BotFather gave");
+        die("BOT_TOKEN",
+            "'' (empty): set BOT_TOKEN or BOT_TOKEN_FILE to the token @BotFather gave");
     int64_t bot_id = token_bot_id(token);
     if (bot_id <= 0)
         die(cfg.bot_token && *cfg.bot_token ? "BOT_TOKEN='[secret]'" : "BOT_TOKEN_FILE contents",
@@ -368,7 +372,8 @@ int main(int argc, char **argv)
     if (webhook) {
         if (strncmp(cfg.webhook_url, "https://", 8) != 0 &&
             strncmp(cfg.webhook_url, "http://", 7) != 0)
-            die("WEBHOOK_URL", "expected an https:// URL (http:// only for a local Bot API server)");
+            die("WEBHOOK_URL",
+                "expected an https:// URL (http:// only for a local Bot API server)");
         url_path(cfg.webhook_url, hook_path, sizeof hook_path);
         if (!strcmp(hook_path, "/metrics") || !strcmp(hook_path, "/healthz") ||
             !strcmp(hook_path, "/readyz"))
@@ -400,17 +405,18 @@ int main(int argc, char **argv)
                                             METRIC_GAUGE, "svc,version", NULL, 0),
                              "gateway", engbot_version),
                1);
-    struct metric_family *sw = metrics_family(
-        "engbot_gateway_optimisation_enabled",
-        "Optimisation switches: sessions, file_id_cache, queue (1 on, 0 off).", METRIC_GAUGE,
-        "optimisation", NULL, 0);
+    struct metric_family *sw =
+        metrics_family("engbot_gateway_optimisation_enabled",
+                       "Optimisation switches: sessions, file_id_cache, queue (1 on, 0 off).",
+                       METRIC_GAUGE, "optimisation", NULL, 0);
     metric_set(metrics_child(sw, "sessions"), cfg.use_sessions);
     metric_set(metrics_child(sw, "file_id_cache"), cfg.use_file_ids);
     metric_set(metrics_child(sw, "queue"), cfg.use_queue);
 
     /* Dependencies, Telegram clients, the pipeline. */
     struct deps_opts dopts = {
-        .canary = {.chat_ids = cfg.canary_chats.ids, .n_chat_ids = cfg.canary_chats.n,
+        .canary = {.chat_ids = cfg.canary_chats.ids,
+                   .n_chat_ids = cfg.canary_chats.n,
                    .percent = (int)cfg.canary_percent},
         .enabled = {cfg.use_sessions, true, cfg.use_queue},
         .retries = (int)cfg.dep_retries,
@@ -428,9 +434,11 @@ int main(int argc, char **argv)
     deps_start(g_deps);
 
     static atomic_bool poll_abort;
-    struct tg_http_opts to = {.api_url = cfg.api_url, .token = token,
+    struct tg_http_opts to = {.api_url = cfg.api_url,
+                              .token = token,
                               .connect_timeout_ms = cfg.tg_connect_timeout,
-                              .timeout_ms = cfg.tg_timeout, .max_response = 8u << 20};
+                              .timeout_ms = cfg.tg_timeout,
+                              .max_response = 8u << 20};
     struct tg_http *tg = tg_http_new(&to);
     to.abort = &poll_abort;
     to.max_response = 32u << 20; /* 100 updates of up to 16 KiB text each, with room */
@@ -439,16 +447,26 @@ int main(int argc, char **argv)
     char host[256] = "gateway";
     gethostname(host, sizeof host - 1);
     struct sender_opts so = {
-        .tg = tg, .deps = g_deps, .bot_id = bot_id, .upload_limit = (uint64_t)cfg.upload_limit,
-        .use_file_ids = cfg.use_file_ids, .threads = (int)cfg.senders,
-        .lease_batch = (int)cfg.lease_batch, .lease_ms = cfg.lease_time,
-        .lease_wait_ms = cfg.lease_wait, .telegram_timeout_ms = cfg.tg_timeout, .name = host,
+        .tg = tg,
+        .deps = g_deps,
+        .bot_id = bot_id,
+        .upload_limit = (uint64_t)cfg.upload_limit,
+        .use_file_ids = cfg.use_file_ids,
+        .threads = (int)cfg.senders,
+        .lease_batch = (int)cfg.lease_batch,
+        .lease_ms = cfg.lease_time,
+        .lease_wait_ms = cfg.lease_wait,
+        .telegram_timeout_ms = cfg.tg_timeout,
+        .name = host,
     };
     struct sender *sender = sender_new(&so);
     struct limiter *lim = limiter_new((double)cfg.direct_rate, (int)cfg.direct_burst,
                                       (int)cfg.direct_inflight, cfg.direct_max_wait);
-    struct outbox_opts oo = {.deps = g_deps, .sender = sender, .limiter = lim,
-                             .use_queue = cfg.use_queue, .job_timeout_ms = cfg.job_timeout,
+    struct outbox_opts oo = {.deps = g_deps,
+                             .sender = sender,
+                             .limiter = lim,
+                             .use_queue = cfg.use_queue,
+                             .job_timeout_ms = cfg.job_timeout,
                              .direct_max_wait_ms = cfg.direct_max_wait};
     struct outbox *outbox = outbox_new(&oo);
     char err[512];
@@ -463,11 +481,18 @@ int main(int argc, char **argv)
     httpd_route(http, "/healthz", h_healthz, NULL);
     httpd_route(http, "/readyz", h_readyz, NULL);
     struct bot_opts bo = {
-        .deps = g_deps, .outbox = outbox, .tg = tg, .admins = &cfg.admins,
-        .allowed_users = &cfg.allowed_users, .allowed_chats = &cfg.allowed_chats,
-        .page_size = (int)cfg.page_size, .upload_limit = (uint64_t)cfg.upload_limit,
-        .use_sessions = cfg.use_sessions, .bot_id = bot_id,
-        .answer_timeout_ms = cfg.answer_timeout, .started_mono_ms = clock_mono_ms(),
+        .deps = g_deps,
+        .outbox = outbox,
+        .tg = tg,
+        .admins = &cfg.admins,
+        .allowed_users = &cfg.allowed_users,
+        .allowed_chats = &cfg.allowed_chats,
+        .page_size = (int)cfg.page_size,
+        .upload_limit = (uint64_t)cfg.upload_limit,
+        .use_sessions = cfg.use_sessions,
+        .bot_id = bot_id,
+        .answer_timeout_ms = cfg.answer_timeout,
+        .started_mono_ms = clock_mono_ms(),
     };
     struct bot *bot = NULL;
     struct dispatch *dispatch = NULL;
@@ -481,8 +506,11 @@ int main(int argc, char **argv)
          * identity and fill it in after getMe (the route answers 503 until then). */
         bot = bot_new(&bo);
         dispatch = dispatch_new((int)cfg.workers, (int)cfg.max_pending, bot_handle, bot);
-        wo = (struct intake_webhook_opts){.http = http, .path = hook_path, .secret = secret,
-                                          .dispatch = dispatch, .dedupe = dd,
+        wo = (struct intake_webhook_opts){.http = http,
+                                          .path = hook_path,
+                                          .secret = secret,
+                                          .dispatch = dispatch,
+                                          .dedupe = dd,
                                           .max_wait_ms = cfg.webhook_max_wait};
         hook = intake_webhook_new(&wo);
     }
@@ -527,8 +555,12 @@ int main(int argc, char **argv)
         free(body);
         if (!stop) {
             struct intake_poll_opts po = {
-                .tg = tg_poll, .abort = &poll_abort, .dispatch = dispatch, .dedupe = dd,
-                .timeout_s = (int)(cfg.poll_timeout / 1000), .limit = (int)cfg.poll_limit,
+                .tg = tg_poll,
+                .abort = &poll_abort,
+                .dispatch = dispatch,
+                .dedupe = dd,
+                .timeout_s = (int)(cfg.poll_timeout / 1000),
+                .limit = (int)cfg.poll_limit,
                 .max_attempts = (int)cfg.poll_attempts,
             };
             poller = intake_poll_start(&po);
@@ -543,7 +575,8 @@ int main(int argc, char **argv)
         sigaddset(&ws, SIGINT);
         int sig = 0;
         sigwait(&ws, &sig);
-        LOG_INFO("signal received: draining", LF_STR("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"),
+        LOG_INFO("signal received: draining",
+                 LF_STR("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"),
                  LF_I64("grace_ms", cfg.drain_grace));
     }
 

@@ -117,9 +117,9 @@ int outbox_put(struct outbox *o, const char *dedupe_key, int64_t chat_id,
         ProtobufCMessage *m = NULL;
         struct rpc_status st;
         /* Idempotent thanks to the dedupe key: a retry after a lost answer is a duplicate. */
-        int code = deps_unary(d, DEP_QUEUE, chat_id, "Enqueue", &req.base,
-                              &engbot__queue__v1__enqueue_response__descriptor, &m,
-                              DEPS_IDEMPOTENT, &st);
+        int code =
+            deps_unary(d, DEP_QUEUE, chat_id, "Enqueue", &req.base,
+                       &engbot__queue__v1__enqueue_response__descriptor, &m, DEPS_IDEMPOTENT, &st);
         if (code == RPC_OK) {
             bool dup = ((Engbot__Queue__V1__EnqueueResponse *)m)->duplicate;
             protobuf_c_message_free_unpacked(m, NULL);

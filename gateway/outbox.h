@@ -20,7 +20,7 @@ struct outbox_opts {
     struct sender *sender;
     struct limiter *limiter;
     bool use_queue;
-    int64_t job_timeout_ms; /* the job's time to live in the queue */
+    int64_t job_timeout_ms;     /* the job's time to live in the queue */
     int64_t direct_max_wait_ms; /* longest a direct send waits for a retry_after */
 };
 

@@ -21,9 +21,8 @@ enum { M_SEND, M_EDIT, M_DOC, M_ANSWER, M_OTHER, M_N };
 static const char *const method_names[M_N] = {"sendMessage", "editMessageText", "sendDocument",
                                               "answerCallbackQuery", "other"};
 enum { O_OK, O_RETRY_AFTER, O_5XX, O_NETWORK, O_BLOCKED, O_REJECTED, O_MIGRATED, O_N };
-static const char *const outcome_names[O_N] = {"ok",      "retry_after", "server_error",
-                                               "network", "blocked",     "rejected",
-                                               "migrated"};
+static const char *const outcome_names[O_N] = {"ok",      "retry_after", "server_error", "network",
+                                               "blocked", "rejected",    "migrated"};
 
 struct sender {
     struct sender_opts o;
@@ -69,19 +68,19 @@ struct sender *sender_new(const struct sender_opts *o)
     static const double ra_buckets[] = {1, 2, 5, 10, 30, 60, 300, 3600};
     s->retry_after = metrics_histogram("engbot_gateway_telegram_retry_after_seconds",
                                        "retry_after values Telegram asked for.", ra_buckets, 8);
-    struct metric_family *docs = metrics_family(
-        "engbot_gateway_documents_total",
-        "Documents sent, by how: a multipart upload or a cached file_id.", METRIC_COUNTER, "via",
-        NULL, 0);
+    struct metric_family *docs =
+        metrics_family("engbot_gateway_documents_total",
+                       "Documents sent, by how: a multipart upload or a cached file_id.",
+                       METRIC_COUNTER, "via", NULL, 0);
     s->doc_upload = metrics_child(docs, "upload");
     s->doc_file_id = metrics_child(docs, "file_id");
     s->file_id_rejected = metrics_counter("engbot_gateway_file_id_rejected_total",
                                           "Cached file_ids Telegram rejected (uploaded again).");
     s->blocked = metrics_counter("engbot_gateway_bot_blocked_total",
                                  "Sends that failed with 403: the user blocked the bot.");
-    s->latency = metrics_histogram("engbot_gateway_telegram_request_seconds",
-                                   "Latency of Bot API requests.", metrics_latency_buckets,
-                                   metrics_latency_nbuckets);
+    s->latency =
+        metrics_histogram("engbot_gateway_telegram_request_seconds", "Latency of Bot API requests.",
+                          metrics_latency_buckets, metrics_latency_nbuckets);
     s->upload_bytes = metrics_counter("engbot_gateway_upload_bytes_total",
                                       "Bytes of documents uploaded to Telegram.");
     s->settle_fail = metrics_counter(
@@ -191,8 +190,8 @@ static ssize_t read_chunk(void *ud, char *buf, size_t cap)
         }
         ProtobufCMessage *m = NULL;
         struct rpc_status st;
-        int rc = rpc_reader_next(f->rd, &engbot__cache__v1__read_file_response__descriptor, &m,
-                                 &st);
+        int rc =
+            rpc_reader_next(f->rd, &engbot__cache__v1__read_file_response__descriptor, &m, &st);
         if (rc == 0) {
             if (st.code != RPC_OK) {
                 snprintf(f->err, sizeof f->err, "ReadFile ended with %s: %.100s",
@@ -373,7 +372,8 @@ static void send_document(struct sender *s, const char *payload, size_t len, str
             metric_inc(s->file_id_rejected);
             LOG_WARN("Telegram rejected a cached file_id: uploading again", LF_STR("path", j.path),
                      LF_STR("error", r->err));
-            Engbot__Cache__V1__DropFileIdRequest drop = ENGBOT__CACHE__V1__DROP_FILE_ID_REQUEST__INIT;
+            Engbot__Cache__V1__DropFileIdRequest drop =
+                ENGBOT__CACHE__V1__DROP_FILE_ID_REQUEST__INIT;
             drop.bot_id = s->o.bot_id;
             drop.path = j.path;
             drop.file_id = file_id;
@@ -499,11 +499,11 @@ static void *lease_loop(void *arg)
         lr.lease_ms = (uint32_t)s->o.lease_ms;
         lr.sender = (char *)s->o.name;
         ProtobufCMessage *m = NULL;
-        int code = rpc_unary(deps_channel(d, DEP_QUEUE, la->track),
-                             "/engbot.queue.v1.QueueService/Lease", &lr.base,
-                             &engbot__queue__v1__lease_response__descriptor, &m,
-                             s->o.lease_wait_ms + deps_deadline_ms(d, DEP_QUEUE),
-                             RPC_CALL_WAIT_FOR_READY, NULL, 0, &st);
+        int code =
+            rpc_unary(deps_channel(d, DEP_QUEUE, la->track), "/engbot.queue.v1.QueueService/Lease",
+                      &lr.base, &engbot__queue__v1__lease_response__descriptor, &m,
+                      s->o.lease_wait_ms + deps_deadline_ms(d, DEP_QUEUE), RPC_CALL_WAIT_FOR_READY,
+                      NULL, 0, &st);
         deps_report(d, DEP_QUEUE, la->track, code);
         if (code != RPC_OK) {
             if (!atomic_load(&s->stop))

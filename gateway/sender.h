@@ -23,15 +23,15 @@
 struct sender_opts {
     struct tg_http *tg;
     struct deps *deps;
-    int64_t bot_id;          /* numeric part of the token: file_ids belong to one bot */
-    uint64_t upload_limit;   /* bytes */
-    bool use_file_ids;       /* USE_FILE_ID_CACHE */
-    int threads;             /* lease threads per queue track */
-    int lease_batch;         /* jobs per Lease */
-    int64_t lease_ms;        /* how long a lease lasts (uploads can be slow) */
-    int64_t lease_wait_ms;   /* long-poll wait inside Lease */
+    int64_t bot_id;        /* numeric part of the token: file_ids belong to one bot */
+    uint64_t upload_limit; /* bytes */
+    bool use_file_ids;     /* USE_FILE_ID_CACHE */
+    int threads;           /* lease threads per queue track */
+    int lease_batch;       /* jobs per Lease */
+    int64_t lease_ms;      /* how long a lease lasts (uploads can be slow) */
+    int64_t lease_wait_ms; /* long-poll wait inside Lease */
     int64_t telegram_timeout_ms;
-    const char *name;        /* sender name shown to operators (hostname) */
+    const char *name; /* sender name shown to operators (hostname) */
 };
 
 enum send_outcome { SEND_OK, SEND_RETRY_AFTER, SEND_BACKOFF, SEND_FAIL, SEND_MIGRATE };

@@ -162,11 +162,20 @@ size_t text_html_escape(const char *in, char *out, size_t cap)
     for (const char *c = in; *c; c++) {
         const char *rep = NULL;
         switch (*c) {
-        case '&': rep = "&amp;"; break;
-        case '<': rep = "&lt;"; break;
-        case '>': rep = "&gt;"; break;
-        case '"': rep = "&quot;"; break;
-        default: break;
+        case '&':
+            rep = "&amp;";
+            break;
+        case '<':
+            rep = "&lt;";
+            break;
+        case '>':
+            rep = "&gt;";
+            break;
+        case '"':
+            rep = "&quot;";
+            break;
+        default:
+            break;
         }
         size_t l = rep ? strlen(rep) : 1;
         need += l;

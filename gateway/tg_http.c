@@ -15,8 +15,8 @@
 #include <string.h>
 
 struct tg_http {
-    char *base;   /* "<api>/bot<token>/" -- secret: never logged */
-    char *host;   /* "<api>" for logs */
+    char *base; /* "<api>/bot<token>/" -- secret: never logged */
+    char *host; /* "<api>" for logs */
     char *token;
     int64_t connect_timeout_ms, timeout_ms;
     size_t max_response;

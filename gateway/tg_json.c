@@ -25,21 +25,30 @@ static void *must(void *p)
 const char *tg_update_kind_name(enum tg_update_kind k)
 {
     switch (k) {
-    case TG_UPD_MESSAGE: return "message";
-    case TG_UPD_EDITED_MESSAGE: return "edited_message";
-    case TG_UPD_CALLBACK_QUERY: return "callback_query";
-    case TG_UPD_MY_CHAT_MEMBER: return "my_chat_member";
-    default: return "other";
+    case TG_UPD_MESSAGE:
+        return "message";
+    case TG_UPD_EDITED_MESSAGE:
+        return "edited_message";
+    case TG_UPD_CALLBACK_QUERY:
+        return "callback_query";
+    case TG_UPD_MY_CHAT_MEMBER:
+        return "my_chat_member";
+    default:
+        return "other";
     }
 }
 
 const char *tg_chat_type_name(enum tg_chat_type t)
 {
     switch (t) {
-    case TG_CHAT_PRIVATE: return "private";
-    case TG_CHAT_GROUP: return "group";
-    case TG_CHAT_SUPERGROUP: return "supergroup";
-    default: return "channel";
+    case TG_CHAT_PRIVATE:
+        return "private";
+    case TG_CHAT_GROUP:
+        return "group";
+    case TG_CHAT_SUPERGROUP:
+        return "supergroup";
+    default:
+        return "channel";
     }
 }
 
@@ -303,9 +312,8 @@ static int parse_env_node(const cJSON *root, struct tg_envelope *env, char *err,
         if (get_i64(res, "message_id", false, &v, ignored, sizeof ignored) == 0)
             env->message_id = v;
         const cJSON *doc = cJSON_GetObjectItemCaseSensitive(res, "document");
-        if (cJSON_IsObject(doc) &&
-            get_str(doc, "file_id", true, env->file_id, sizeof env->file_id, ignored,
-                    sizeof ignored) < 0)
+        if (cJSON_IsObject(doc) && get_str(doc, "file_id", true, env->file_id, sizeof env->file_id,
+                                           ignored, sizeof ignored) < 0)
             env->file_id[0] = '\0';
         if (cJSON_GetObjectItemCaseSensitive(res, "is_bot")) { /* a User (getMe) */
             if (get_i64(res, "id", false, &v, ignored, sizeof ignored) == 0)

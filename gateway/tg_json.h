@@ -16,12 +16,12 @@
 #include <stdint.h>
 
 /* Caps on what we copy out of an update (Telegram's own limits, with room). */
-#define TG_TEXT_MAX       16384 /* 4096 UTF-16 units are at most 16384 UTF-8 bytes */
-#define TG_CALLBACK_MAX   64    /* callback_data: 1-64 bytes */
-#define TG_QUERY_ID_MAX   64
-#define TG_USERNAME_MAX   64
-#define TG_FILE_ID_MAX    256
-#define TG_DESCR_MAX      512
+#define TG_TEXT_MAX     16384 /* 4096 UTF-16 units are at most 16384 UTF-8 bytes */
+#define TG_CALLBACK_MAX 64    /* callback_data: 1-64 bytes */
+#define TG_QUERY_ID_MAX 64
+#define TG_USERNAME_MAX 64
+#define TG_FILE_ID_MAX  256
+#define TG_DESCR_MAX    512
 
 enum tg_update_kind {
     TG_UPD_MESSAGE,
@@ -41,9 +41,9 @@ struct tg_update {
     enum tg_chat_type chat_type;
     int64_t user_id; /* the sender ("from"); 0 when absent (channel posts) */
     bool user_is_bot;
-    int64_t message_id;          /* the message, or the one the pressed button belongs to */
-    int64_t migrate_to_chat_id;  /* a group's service message after an upgrade; 0 otherwise */
-    char text[TG_TEXT_MAX + 1];  /* message text (UTF-8, validated); "" when none */
+    int64_t message_id;         /* the message, or the one the pressed button belongs to */
+    int64_t migrate_to_chat_id; /* a group's service message after an upgrade; 0 otherwise */
+    char text[TG_TEXT_MAX + 1]; /* message text (UTF-8, validated); "" when none */
     char callback_id[TG_QUERY_ID_MAX + 1];
     char data[TG_CALLBACK_MAX + 1]; /* callback_data */
     char status[16];                /* my_chat_member: the bot's new status ("kicked", ...) */
@@ -60,10 +60,10 @@ int tg_json_parse_update(const char *json, size_t len, struct tg_update *out, ch
 /* The Bot API response envelope. */
 struct tg_envelope {
     bool ok;
-    int error_code;                  /* 0 when ok */
+    int error_code; /* 0 when ok */
     char description[TG_DESCR_MAX + 1];
-    int64_t retry_after_s;           /* parameters.retry_after, 0 when absent */
-    int64_t migrate_to_chat_id;      /* parameters.migrate_to_chat_id, 0 when absent */
+    int64_t retry_after_s;      /* parameters.retry_after, 0 when absent */
+    int64_t migrate_to_chat_id; /* parameters.migrate_to_chat_id, 0 when absent */
     /* From result, when it is a Message (sendMessage, sendDocument, editMessageText). */
     int64_t message_id;
     char file_id[TG_FILE_ID_MAX + 1]; /* result.document.file_id */
@@ -116,9 +116,9 @@ char *tg_json_delete_webhook(void);
  * to a file_id or an upload at send time. */
 struct tg_doc_job {
     int64_t chat_id;
-    char id[32];        /* catalogue id */
-    char path[1024];    /* relative path */
-    char name[256];     /* file name shown */
+    char id[32];     /* catalogue id */
+    char path[1024]; /* relative path */
+    char name[256];  /* file name shown */
     uint64_t size;
     char caption[1024]; /* HTML caption, may be empty */
 };

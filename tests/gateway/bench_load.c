@@ -20,8 +20,8 @@
 static const char *emu, *text, *method;
 static int n_msgs, n_chats, n_threads, per_msg, timeout_s;
 static atomic_int next_msg, errors;
-static int64_t *sent_ms;    /* per message: wall ms at injection */
-static int *msg_chat;       /* per message: its chat index */
+static int64_t *sent_ms; /* per message: wall ms at injection */
+static int *msg_chat;    /* per message: its chat index */
 
 static int64_t now_ms(void)
 {
@@ -176,8 +176,7 @@ int main(int argc, char **argv)
             const cJSON *m = cJSON_GetObjectItem(ev, "method");
             int64_t chat = (int64_t)cJSON_GetObjectItem(ev, "chat_id")->valuedouble;
             int c = (int)(chat - 500000);
-            if (!cJSON_IsString(m) || strcmp(m->valuestring, method) != 0 || c < 0 ||
-                c >= n_chats)
+            if (!cJSON_IsString(m) || strcmp(m->valuestring, method) != 0 || c < 0 || c >= n_chats)
                 continue;
             int64_t ts = (int64_t)cJSON_GetObjectItem(ev, "ts_ms")->valuedouble;
             if (ts > last_reply)
@@ -203,8 +202,8 @@ int main(int argc, char **argv)
            "\"seconds\":%.3f,\"inject_seconds\":%.3f,\"updates_per_s\":%.1f,"
            "\"e2e_p50_ms\":%" PRId64 ",\"e2e_p99_ms\":%" PRId64 ",\"e2e_max_ms\":%" PRId64 "}\n",
            n_msgs, got - base, got >= want ? "true" : "false", atomic_load(&errors), secs,
-           (double)(t_inj - t0) / 1000.0, secs > 0 ? n_msgs / secs : 0.0,
-           nlat ? lat[nlat / 2] : -1, nlat ? lat[(nlat * 99) / 100 < nlat ? (nlat * 99) / 100 : nlat - 1] : -1,
+           (double)(t_inj - t0) / 1000.0, secs > 0 ? n_msgs / secs : 0.0, nlat ? lat[nlat / 2] : -1,
+           nlat ? lat[(nlat * 99) / 100 < nlat ? (nlat * 99) / 100 : nlat - 1] : -1,
            nlat ? lat[nlat - 1] : -1);
     curl_easy_cleanup(h);
     curl_global_cleanup();

@@ -32,8 +32,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *s = (const char *)data;
     if (tg_json_parse_update(s, size, &u, err, sizeof err) == 0) {
         if (u.chat_id) {
-            char *m = tg_json_message(u.chat_id, u.message_id, u.text[0] ? u.text : "x", "HTML",
-                                      NULL);
+            char *m =
+                tg_json_message(u.chat_id, u.message_id, u.text[0] ? u.text : "x", "HTML", NULL);
             int64_t back = tg_json_chat_id(m, strlen(m));
             if (back != u.chat_id)
                 abort(); /* an id did not survive the round trip */

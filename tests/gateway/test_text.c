@@ -36,9 +36,9 @@ TEST(utf8_validation)
 TEST(utf16_units)
 {
     ASSERT_EQ(text_utf16_units("abc", 3), 3);
-    ASSERT_EQ(text_utf16_units("\xC3\xA9", 2), 1);           /* é */
-    ASSERT_EQ(text_utf16_units("\xE2\x82\xAC", 3), 1);       /* € */
-    ASSERT_EQ(text_utf16_units("\xF0\x9F\x98\x80", 4), 2);   /* 😀 is a surrogate pair */
+    ASSERT_EQ(text_utf16_units("\xC3\xA9", 2), 1);         /* é */
+    ASSERT_EQ(text_utf16_units("\xE2\x82\xAC", 3), 1);     /* € */
+    ASSERT_EQ(text_utf16_units("\xF0\x9F\x98\x80", 4), 2); /* 😀 is a surrogate pair */
 }
 
 TEST(short_text_is_one_part_and_empty_is_none)

@@ -73,12 +73,12 @@ TEST(malformed_updates_are_rejected_with_their_id)
     const char *cases[] = {
         "not json",
         "[]",
-        "{\"message\":{}}",                               /* no update_id */
-        "{\"update_id\":\"12\"}",                         /* update_id a string */
-        "{\"update_id\":1.5}",                            /* not an integer */
-        "{\"update_id\":1e300}",                          /* out of range */
+        "{\"message\":{}}",       /* no update_id */
+        "{\"update_id\":\"12\"}", /* update_id a string */
+        "{\"update_id\":1.5}",    /* not an integer */
+        "{\"update_id\":1e300}",  /* out of range */
         "{\"update_id\":-3}",
-        "{\"update_id\":12,\"message\":\"x\"}",             /* message not an object */
+        "{\"update_id\":12,\"message\":\"x\"}",              /* message not an object */
         "{\"update_id\":12,\"message\":{\"message_id\":1}}", /* no chat */
         "{\"update_id\":12,\"message\":{\"message_id\":1,\"chat\":{\"id\":1,\"type\":\"x\"}}}",
         "{\"update_id\":12,\"message\":{\"message_id\":1,\"chat\":{\"id\":\"1\",\"type\":"
@@ -105,8 +105,9 @@ TEST(malformed_updates_are_rejected_with_their_id)
 TEST(text_over_the_cap_is_rejected_not_cut)
 {
     static char buf[40000];
-    int n = snprintf(buf, sizeof buf, "{\"update_id\":1,\"message\":{\"message_id\":1,\"chat\":"
-                                      "{\"id\":1,\"type\":\"private\"},\"text\":\"");
+    int n = snprintf(buf, sizeof buf,
+                     "{\"update_id\":1,\"message\":{\"message_id\":1,\"chat\":"
+                     "{\"id\":1,\"type\":\"private\"},\"text\":\"");
     memset(buf + n, 'a', TG_TEXT_MAX + 1);
     n += TG_TEXT_MAX + 1;
     snprintf(buf + n, sizeof buf - (size_t)n, "\"}}");
