@@ -420,6 +420,26 @@ class Lifecycle(unittest.TestCase):
         self.assertGreaterEqual(s.metric("engbot_gateway_updates_skipped_total",
                                          {"reason": "duplicate"}), 1)
 
+    def test_kill9_mid_flight_loses_nothing_and_sends_nothing_twice(self):
+        require("bot-api-emulator", "session-svc", "cache-svc", "queue-svc", "gateway")
+        # Jobs the killed gateway had leased go out again when their lease runs out.
+        s = Stack(gw_env={"LEASE_TIME": "3s"})
+        self.addCleanup(s.close)
+        chats = list(range(7100, 7130))
+        for c in chats:
+            s.mark(c)
+        for c in chats:
+            s.say(c, "/browse", mark=False)
+        time.sleep(0.05)
+        s.gw.kill9()  # some updates handled, some in flight, some not fetched yet
+        s.start_gateway()
+        for c in chats:
+            s.wait_for(c, 1, timeout=30)
+        time.sleep(1.5)  # anything sent twice would show up by now
+        for c in chats:
+            evs = [e for e in s.events(c) if e["method"] == "sendMessage"]
+            self.assertEqual(len(evs), 1, (c, evs))
+
     def test_bad_settings_exit_2_naming_the_setting(self):
         require("gateway")
         from engbot_test import run
