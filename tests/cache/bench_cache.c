@@ -6,6 +6,8 @@
  *   bench_cache resolve ADDR [THREADS] [SECONDS]   Resolve by id, uniform over every file
  *   bench_cache list ADDR [THREADS] [SECONDS]      ListFolder pages of random folders
  *   bench_cache serial ADDR [SECONDS]              one thread: Resolve round trips
+ *   bench_cache serial-stats ADDR [SECONDS]        one thread: GetStats round trips (served on
+ *                                                  a completion-queue thread: no worker hop)
  *   bench_cache zipf ADDR REQUESTS [S=1.0] [THREADS]  Resolve by id, Zipf(S) popularity;
  *                                           prints the server's cache hit ratios after
  *   bench_cache stream ADDR PATH [REPEAT=5] [FILE_ON_DISK]   ReadFile throughput; with the
@@ -133,7 +135,7 @@ static int load_ids(void)
 
 /* ---- load ----------------------------------------------------------------------------------- */
 
-enum mode { M_RESOLVE, M_LIST, M_ZIPF };
+enum mode { M_RESOLVE, M_LIST, M_ZIPF, M_STATS };
 
 struct worker {
     pthread_t t;
@@ -176,7 +178,12 @@ static bool one_call(struct rpc_channel *ch, struct worker *w)
     ProtobufCMessage *m;
     struct rpc_status st;
     int code;
-    if (w->mode == M_LIST) {
+    if (w->mode == M_STATS) {
+        Engbot__Cache__V1__GetStatsRequest rq = ENGBOT__CACHE__V1__GET_STATS_REQUEST__INIT;
+        code = rpc_unary(ch, SVC "GetStats", &rq.base,
+                         &engbot__cache__v1__get_stats_response__descriptor, &m, 10000,
+                         RPC_CALL_WAIT_FOR_READY, NULL, 0, &st);
+    } else if (w->mode == M_LIST) {
         Engbot__Cache__V1__ListFolderRequest rq = ENGBOT__CACHE__V1__LIST_FOLDER_REQUEST__INIT;
         rq.folder_id = folder_ids[next_rand(&w->rng) % nfolders];
         rq.page_size = 20;
@@ -380,6 +387,8 @@ int main(int argc, char **argv)
         run_load("list", M_LIST, argc > 3 ? atoi(argv[3]) : 4, argc > 4 ? atof(argv[4]) : 5, 0);
     } else if (strcmp(cmd, "serial") == 0) {
         run_load("serial", M_RESOLVE, 1, argc > 3 ? atof(argv[3]) : 5, 0);
+    } else if (strcmp(cmd, "serial-stats") == 0) {
+        run_load("stats", M_STATS, 1, argc > 3 ? atof(argv[3]) : 5, 0);
     } else if (strcmp(cmd, "zipf") == 0) {
         long requests = argc > 3 ? atol(argv[3]) : 200000;
         double s = argc > 4 ? atof(argv[4]) : 1.0;
