@@ -420,10 +420,13 @@ class Lifecycle(unittest.TestCase):
         self.assertGreaterEqual(s.metric("engbot_gateway_updates_skipped_total",
                                          {"reason": "duplicate"}), 1)
 
-    def test_kill9_mid_flight_loses_nothing_and_sends_nothing_twice(self):
+    def test_kill9_mid_flight_loses_nothing(self):
         require("bot-api-emulator", "session-svc", "cache-svc", "queue-svc", "gateway")
-        # Jobs the killed gateway had leased go out again when their lease runs out.
-        s = Stack(gw_env={"LEASE_TIME": "3s"})
+        # Jobs the killed gateway had leased go out again when their lease runs out. Each sender
+        # thread can have one send in doubt (answered by Telegram, not yet acked): with
+        # SENDERS=2 at most two chats may see their reply twice; re-handled updates must not
+        # add any (queue-svc's dedupe keys).
+        s = Stack(gw_env={"LEASE_TIME": "3s", "SENDERS": "2"})
         self.addCleanup(s.close)
         chats = list(range(7100, 7130))
         for c in chats:
@@ -435,10 +438,10 @@ class Lifecycle(unittest.TestCase):
         s.start_gateway()
         for c in chats:
             s.wait_for(c, 1, timeout=30)
-        time.sleep(1.5)  # anything sent twice would show up by now
-        for c in chats:
-            evs = [e for e in s.events(c) if e["method"] == "sendMessage"]
-            self.assertEqual(len(evs), 1, (c, evs))
+        time.sleep(4)  # anything sent twice (after a 3 s lease) would show up by now
+        twice = [c for c in chats
+                 if len([e for e in s.events(c) if e["method"] == "sendMessage"]) > 1]
+        self.assertLessEqual(len(twice), 2, twice)
 
     def test_bad_settings_exit_2_naming_the_setting(self):
         require("gateway")
