@@ -39,7 +39,7 @@ start_svc() { # FILES_ROOT [extra settings...]
   port=$(free_port)
   hport=$(free_port)
   rm -rf "$work/data"
-  local t0=$(date +%s.%N)
+  local t0=$(date +%s%N)
   taskset -c $srv_cpu "$build/bin/cache-svc" --files-root="$1" --data-dir="$work/data" \
     --grpc-listen=127.0.0.1:$port --http-listen=127.0.0.1:$hport --log-level=warn \
     --rescan-interval=1h --max-entries=$((files * 2 + 1000)) "${@:2}" 2>"$work/svc.log" &
@@ -48,7 +48,7 @@ start_svc() { # FILES_ROOT [extra settings...]
     [ "$(curl -s -o /dev/null -w '%{http_code}' 127.0.0.1:$hport/readyz)" = 200 ] && break
     sleep 0.1
   done
-  ready_s=$(echo "$(date +%s.%N) - $t0" | bc)
+  ready_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 }
 
 stop_svc() {
@@ -79,7 +79,7 @@ entries=$(metric 'engbot_cache_entries{cache="catalogue"}')
 index=$(metric engbot_cache_index_bytes)
 scan=$(metric engbot_cache_last_scan_duration_seconds)
 echo "## memory and first scan"
-echo "entries=$entries first_scan_s=$scan ready_after_s=$ready_s"
+echo "entries=$entries first_scan_s=$scan ready_after_ms=$ready_ms"
 echo "rss_empty_bytes=$rss_empty rss_bytes=$rss rss_per_entry=$(( (rss - rss_empty) / entries )) index_bytes=$index index_per_entry=$(( index / entries ))"
 echo "## throughput and latency ($threads client threads, ${secs}s each)"
 taskset -c 0 "$bench" resolve 127.0.0.1:$port "$threads" "$secs" 2>/dev/null
