@@ -180,6 +180,22 @@ void rpc_call_finish(struct rpc_call *c, int code);
 void rpc_call_ref(struct rpc_call *c);
 void rpc_call_unref(struct rpc_call *c);
 
+/* ---- test calls ---------------------------------------------------------------------------
+ * Handlers run against a call with no wire under it, for unit tests and fuzz targets of RPC
+ * handlers: responses and streamed messages are serialised (a handler that builds an
+ * unserialisable message aborts) and dropped; the final code and message are kept. */
+struct rpc_call *rpc_test_call_new(void);
+/* Waits until the call is finished; returns its code (-1 on timeout) and copies its message. */
+int rpc_test_call_wait(struct rpc_call *c, int64_t timeout_ms, char *msg, size_t cap);
+int rpc_test_call_sent(struct rpc_call *c);
+/* Decodes req as the input of method `name` of a method table and runs its handler (unary or
+ * server streaming) on a test call, waiting up to timeout_ms for a pending one. Returns the
+ * status code, or -2 when the bytes do not decode (the layer would answer INVALID_ARGUMENT
+ * before any handler ran) or the method is not in the table. */
+int rpc_test_invoke(const ProtobufCServiceDescriptor *d, const struct rpc_method *methods,
+                    size_t n, void *svc, const char *name, const uint8_t *req, size_t len,
+                    int64_t timeout_ms, char *msg, size_t cap);
+
 /* ---- client ------------------------------------------------------------------------------- */
 struct rpc_channel;
 

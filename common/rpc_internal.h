@@ -90,6 +90,8 @@ struct rpc_call {
 
     struct rpc_tag t_new, t_close, t_write, t_read, t_status;
 
+    bool detached; /* a test call: no wire under it (rpc_test_call_new) */
+    int sent;      /* test calls: messages sent */
     int cancelled; /* set by RECV_CLOSE */
     bool close_started, closed, finish_called, status_started, initial_md_sent, dead;
     bool finish_has_close; /* RECV_CLOSE rode in the status batch */

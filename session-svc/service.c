@@ -369,17 +369,24 @@ static int backup(struct rpc_call *c, const ProtobufCMessage *req, ProtobufCMess
     return RPC_OK;
 }
 
+static const struct rpc_method methods[] = {
+    RPC_UNARY("GetSession", get_session, 0),
+    RPC_UNARY("TouchSession", touch_session, 0),
+    RPC_UNARY("UpdateSession", update_session, 0),
+    RPC_UNARY("DeleteSession", delete_session, 0),
+    RPC_UNARY("ListSessions", list_sessions, RPC_F_BLOCKING),
+    RPC_UNARY("GetStats", get_stats, 0),
+    RPC_UNARY("Backup", backup, RPC_F_BLOCKING),
+};
+
+const struct rpc_method *session_service_methods(size_t *n)
+{
+    *n = sizeof methods / sizeof methods[0];
+    return methods;
+}
+
 void session_service_register(struct rpc_server *s, struct session_service *ss)
 {
-    static const struct rpc_method methods[] = {
-        RPC_UNARY("GetSession", get_session, 0),
-        RPC_UNARY("TouchSession", touch_session, 0),
-        RPC_UNARY("UpdateSession", update_session, 0),
-        RPC_UNARY("DeleteSession", delete_session, 0),
-        RPC_UNARY("ListSessions", list_sessions, RPC_F_BLOCKING),
-        RPC_UNARY("GetStats", get_stats, 0),
-        RPC_UNARY("Backup", backup, RPC_F_BLOCKING),
-    };
     rpc_server_add_service(s, &engbot__session__v1__session_service__descriptor, methods,
                            sizeof methods / sizeof methods[0], ss);
 }

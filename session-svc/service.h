@@ -26,5 +26,7 @@ struct session_service {
 };
 
 void session_service_register(struct rpc_server *s, struct session_service *ss);
+/* The method table (for tests and the handler fuzz target, which run it on test calls). */
+const struct rpc_method *session_service_methods(size_t *n);
 
 #endif
