@@ -51,6 +51,10 @@ void ctx_count_command(struct ctx *c, const char *cmd);
 /* "1.2 MB" */
 void fmt_size(uint64_t n, char *out, size_t cap);
 
+/* admin.c (the caller checked that the user is an admin) */
+void cmd_refresh(struct ctx *c);
+void cmd_stats(struct ctx *c);
+
 /* browse.c */
 /* Shows a folder page: a new message (edit_id 0) or an edit of the pressed button's message. */
 void browse_folder(struct ctx *c, const char *folder_id, uint32_t page, int64_t edit_id,
