@@ -590,21 +590,28 @@ struct qservice *qservice_new(const struct qservice_opts *o)
     return qs;
 }
 
+static const struct rpc_method methods[] = {
+    RPC_UNARY("Enqueue", h_enqueue, 0),
+    {.name = "Lease", .kind = RPC_KIND_UNARY, .unary = h_lease, .on_close = lease_closed},
+    RPC_UNARY("Ack", h_ack, 0),
+    RPC_UNARY("Retry", h_retry, 0),
+    RPC_UNARY("Fail", h_fail, 0),
+    RPC_UNARY("ListLanes", h_list_lanes, 0),
+    RPC_UNARY("PeekLane", h_peek, 0),
+    RPC_UNARY("PurgeLane", h_purge, 0),
+    RPC_UNARY("ListDeadLetters", h_dead_letters, 0),
+    RPC_UNARY("RequeueDeadLetter", h_requeue, 0),
+    RPC_UNARY("GetStats", h_stats, 0),
+};
+
+const struct rpc_method *qservice_methods(size_t *n)
+{
+    *n = sizeof methods / sizeof methods[0];
+    return methods;
+}
+
 void qservice_register(struct qservice *qs, struct rpc_server *s)
 {
-    static const struct rpc_method methods[] = {
-        RPC_UNARY("Enqueue", h_enqueue, 0),
-        {.name = "Lease", .kind = RPC_KIND_UNARY, .unary = h_lease, .on_close = lease_closed},
-        RPC_UNARY("Ack", h_ack, 0),
-        RPC_UNARY("Retry", h_retry, 0),
-        RPC_UNARY("Fail", h_fail, 0),
-        RPC_UNARY("ListLanes", h_list_lanes, 0),
-        RPC_UNARY("PeekLane", h_peek, 0),
-        RPC_UNARY("PurgeLane", h_purge, 0),
-        RPC_UNARY("ListDeadLetters", h_dead_letters, 0),
-        RPC_UNARY("RequeueDeadLetter", h_requeue, 0),
-        RPC_UNARY("GetStats", h_stats, 0),
-    };
     rpc_server_add_service(s, &engbot__queue__v1__queue_service__descriptor, methods,
                            sizeof methods / sizeof methods[0], qs);
     rpc_server_on_drain(s, drain_hook, qs);

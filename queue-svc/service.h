@@ -24,5 +24,7 @@ void qservice_register(struct qservice *qs, struct rpc_server *s);
  * before marking the server ready (until then the layer answers UNAVAILABLE). */
 void qservice_attach(struct qservice *qs, struct broker *b);
 void qservice_free(struct qservice *qs);
+/* The method table (for tests and the handler fuzz target, which run it on test calls). */
+const struct rpc_method *qservice_methods(size_t *n);
 
 #endif
