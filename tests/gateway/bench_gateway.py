@@ -30,8 +30,9 @@ UNLIMITED_QUEUE = ("--chat-rate=0", "--group-rate=0", "--global-rate=0")
 FAST_DIRECT = {"DIRECT_RATE": "10000", "DIRECT_BURST": "1000", "DIRECT_MAX_INFLIGHT": "64"}
 
 CONFIGS = [
-    # name, workload text, reply method, gateway env
+    # name, workload text, reply method, gateway env[, injection rate per second (paced)]
     ("all optimisations on (/browse)", "/browse", "sendMessage", {}),
+    ("all optimisations on (/browse), paced at 200/s", "/browse", "sendMessage", {}, 200),
     ("all on, SENDERS=32 LEASE_BATCH=4 (/browse)", "/browse", "sendMessage",
      {"SENDERS": "32", "LEASE_BATCH": "4"}),
     ("USE_SESSIONS=false (/browse)", "/browse", "sendMessage", {"USE_SESSIONS": "false"}),
@@ -72,7 +73,7 @@ def quantiles(port, name, qs=(0.5, 0.99)):
     return out
 
 
-def run(name, text, method, env, args):
+def run(name, text, method, env, args, rate=0):
     s = Stack(gw_env=dict({"LOG_LEVEL": "info", "WORKERS": str(args.workers),
                            "DEDUPE_WINDOW": "1000000"}, **env),
               queue_args=UNLIMITED_QUEUE + (os.environ.get("BENCH_QUEUE_FSYNC", "--fsync=true"),),
@@ -88,7 +89,7 @@ def run(name, text, method, env, args):
                        capture_output=True)
         n = args.doc_messages if method == "sendDocument" else args.messages
         r = subprocess.run([load, emu, str(n), str(args.chats), str(args.threads),
-                            text, method, "1", "300"], capture_output=True, text=True)
+                            text, method, "1", "300", str(rate)], capture_output=True, text=True)
         res = json.loads(r.stdout.strip().splitlines()[-1])
         p50, p99 = quantiles(s.gw.http_port, "engbot_gateway_update_handling_seconds")
         res.update({"name": name, "handling_p50_ms": p50, "handling_p99_ms": p99})
@@ -108,10 +109,11 @@ def main():
     ap.add_argument("--only", default="")
     args = ap.parse_args()
     rows = []
-    for name, text, method, env in CONFIGS:
+    for cfg in CONFIGS:
+        name = cfg[0]
         if args.only and args.only not in name:
             continue
-        res = run(name, text, method, env, args)
+        res = run(*cfg[:4], args, rate=cfg[4] if len(cfg) > 4 else 0)
         print(json.dumps(res), file=sys.stderr)
         rows.append(res)
     print(f"\n{args.messages} messages ({args.doc_messages} for documents) over {args.chats} "

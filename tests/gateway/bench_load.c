@@ -5,7 +5,9 @@
  * injected -> reply recorded by the emulator, pairing each chat's i-th message with its i-th
  * reply, which per-chat ordering guarantees).
  *
- * Usage: bench-gateway-load EMU_URL N CHATS THREADS TEXT METHOD REPLIES_PER_MSG TIMEOUT_S */
+ * Usage: bench-gateway-load EMU_URL N CHATS THREADS TEXT METHOD REPLIES_PER_MSG TIMEOUT_S [RATE]
+ * RATE: messages per second to inject at (paced, so latencies show no backlog); 0 or absent =
+ * as fast as the threads can (open loop, for throughput). */
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 #include <inttypes.h>
@@ -19,6 +21,8 @@
 
 static const char *emu, *text, *method;
 static int n_msgs, n_chats, n_threads, per_msg, timeout_s;
+static double rate;
+static int64_t start_ms;
 static atomic_int next_msg, errors;
 static int64_t *sent_ms; /* per message: wall ms at injection */
 static int *msg_chat;    /* per message: its chat index */
@@ -88,6 +92,12 @@ static void *injector(void *arg)
         if (i >= n_msgs)
             break;
         int c = i % n_chats;
+        if (rate > 0) {
+            int64_t due = start_ms + (int64_t)((double)i * 1000.0 / rate);
+            int64_t now = now_ms();
+            if (due > now)
+                usleep((useconds_t)((due - now) * 1000));
+        }
         char body[512];
         snprintf(body, sizeof body,
                  "{\"chat_id\":%" PRId64 ",\"chat_type\":\"private\",\"user_id\":%" PRId64
@@ -126,8 +136,9 @@ static int cmp64(const void *a, const void *b)
 
 int main(int argc, char **argv)
 {
-    if (argc != 9) {
-        fprintf(stderr, "usage: %s EMU_URL N CHATS THREADS TEXT METHOD REPLIES_PER_MSG TIMEOUT_S\n",
+    if (argc != 9 && argc != 10) {
+        fprintf(stderr,
+                "usage: %s EMU_URL N CHATS THREADS TEXT METHOD REPLIES_PER_MSG TIMEOUT_S [RATE]\n",
                 argv[0]);
         return 2;
     }
@@ -139,6 +150,7 @@ int main(int argc, char **argv)
     method = argv[6];
     per_msg = atoi(argv[7]);
     timeout_s = atoi(argv[8]);
+    rate = argc == 10 ? atof(argv[9]) : 0;
     curl_global_init(CURL_GLOBAL_DEFAULT);
     sent_ms = calloc((size_t)n_msgs, sizeof *sent_ms);
     msg_chat = calloc((size_t)n_msgs, sizeof *msg_chat);
@@ -148,6 +160,7 @@ int main(int argc, char **argv)
     cJSON_Delete(t);
     long base = calls_ok(h);
     int64_t t0 = now_ms();
+    start_ms = t0;
     pthread_t th[64];
     for (int i = 0; i < n_threads && i < 64; i++)
         pthread_create(&th[i], NULL, injector, NULL);
