@@ -449,19 +449,26 @@ struct service *service_new(const struct service_deps *d, const struct service_o
     return s;
 }
 
+static const struct rpc_method methods[] = {
+    RPC_UNARY("ListFolder", h_list, RPC_F_BLOCKING),
+    RPC_UNARY("Search", h_search, RPC_F_BLOCKING),
+    RPC_UNARY("Resolve", h_resolve, RPC_F_BLOCKING),
+    RPC_SSTREAM("ReadFile", service_read_file, RPC_F_BLOCKING),
+    RPC_UNARY("GetFileId", service_get_file_id, RPC_F_BLOCKING),
+    RPC_UNARY("PutFileId", service_put_file_id, RPC_F_BLOCKING),
+    RPC_UNARY("DropFileId", service_drop_file_id, RPC_F_BLOCKING),
+    RPC_UNARY("Invalidate", h_invalidate, RPC_F_BLOCKING),
+    RPC_UNARY("GetStats", h_stats, 0),
+};
+
+const struct rpc_method *service_methods(size_t *n)
+{
+    *n = sizeof methods / sizeof methods[0];
+    return methods;
+}
+
 void service_register(struct service *s, struct rpc_server *srv)
 {
-    static const struct rpc_method methods[] = {
-        RPC_UNARY("ListFolder", h_list, RPC_F_BLOCKING),
-        RPC_UNARY("Search", h_search, RPC_F_BLOCKING),
-        RPC_UNARY("Resolve", h_resolve, RPC_F_BLOCKING),
-        RPC_SSTREAM("ReadFile", service_read_file, RPC_F_BLOCKING),
-        RPC_UNARY("GetFileId", service_get_file_id, RPC_F_BLOCKING),
-        RPC_UNARY("PutFileId", service_put_file_id, RPC_F_BLOCKING),
-        RPC_UNARY("DropFileId", service_drop_file_id, RPC_F_BLOCKING),
-        RPC_UNARY("Invalidate", h_invalidate, RPC_F_BLOCKING),
-        RPC_UNARY("GetStats", h_stats, 0),
-    };
     rpc_server_add_service(srv, &engbot__cache__v1__cache_service__descriptor, methods,
                            sizeof methods / sizeof methods[0], s);
 }

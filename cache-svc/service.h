@@ -36,5 +36,8 @@ struct service *service_new(const struct service_deps *d, const struct service_o
 /* Registers CacheService on srv. */
 void service_register(struct service *s, struct rpc_server *srv);
 void service_free(struct service *s);
+/* The method table (for tests and the handler fuzz target, which run it on test calls). */
+struct rpc_method;
+const struct rpc_method *service_methods(size_t *n);
 
 #endif

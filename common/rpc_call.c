@@ -322,6 +322,10 @@ const void *rpc_call_metadata_bin(struct rpc_call *c, const char *key, size_t *l
 const uint8_t *rpc_call_request_bytes(struct rpc_call *c, size_t *len)
 {
     *len = 0;
+    if (c->detached) {
+        *len = c->test_req_len;
+        return c->test_req;
+    }
     if (!c->payload)
         return NULL;
     grpc_byte_buffer_reader r;
@@ -432,6 +436,10 @@ int rpc_test_invoke(const ProtobufCServiceDescriptor *d, const struct rpc_method
     if (!m || !pd || (m->kind != RPC_KIND_UNARY && m->kind != RPC_KIND_SERVER_STREAM))
         return -2;
     struct rpc_call *c = rpc_test_call_new();
+    uint8_t *copy = rpc_call_alloc(c, len ? len : 1);
+    memcpy(copy, req, len);
+    c->test_req = copy;
+    c->test_req_len = len;
     ProtobufCAllocator al = {arena_alloc_cb, arena_free_cb, c};
     c->req = protobuf_c_message_unpack(pd->input, &al, len, req);
     if (!c->req) {

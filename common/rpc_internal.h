@@ -92,6 +92,8 @@ struct rpc_call {
 
     bool detached; /* a test call: no wire under it (rpc_test_call_new) */
     int sent;      /* test calls: messages sent */
+    const uint8_t *test_req; /* test calls: the request bytes (in the arena) */
+    size_t test_req_len;
     int cancelled; /* set by RECV_CLOSE */
     bool close_started, closed, finish_called, status_started, initial_md_sent, dead;
     bool finish_has_close; /* RECV_CLOSE rode in the status batch */
