@@ -75,6 +75,16 @@ enum exist_rc exist_verify(struct exist *x, const char *path, struct ps_err *e)
     return EXIST_OK;
 }
 
+bool exist_fresh(struct exist *x, const char *path)
+{
+    int64_t now = clock_mono_ms();
+    cat_rdlock(x->cat);
+    uint32_t slot = cat_by_path(x->cat, path);
+    int64_t checked = slot == CAT_NONE ? 0 : cat_checked(x->cat, slot);
+    cat_unlock(x->cat);
+    return checked && now - checked < x->duration_ms;
+}
+
 void exist_mark(struct exist *x, const char *path)
 {
     int64_t now = clock_mono_ms();

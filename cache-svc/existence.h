@@ -12,6 +12,7 @@
 #include "pathsafe.h"
 #include "scan.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct exist;
@@ -30,6 +31,9 @@ enum exist_rc {
 
 /* Checks the catalogue entry at path (a hit when checked within the duration). */
 enum exist_rc exist_verify(struct exist *x, const char *path, struct ps_err *e);
+/* True when exist_verify would answer from the cache (the entry was checked within the
+ * duration), i.e. without touching the disk; counts nothing. */
+bool exist_fresh(struct exist *x, const char *path);
 /* Records that the entry was just seen on disk (a read opened it). */
 void exist_mark(struct exist *x, const char *path);
 

@@ -178,6 +178,24 @@ int service_verify(struct service *s, struct rpc_call *c, const char *path)
 /* ---- handlers -----------------------------------------------------------------------------------
  */
 
+/* True when the entry named by id or path is catalogued and was checked on disk within
+ * FILE_CACHE_DURATION: the answer is all in memory, so the handler may run on a
+ * completion-queue thread. Anything else (an unknown path, a due check, a name) goes to the
+ * worker pool, where the disk may be asked (a network volume can take its time). */
+static bool in_memory(struct service *s, const char *id, const char *path)
+{
+    char *p = NULL;
+    cat_rdlock(s->d.cat);
+    uint32_t slot = id && *id ? cat_by_id(s->d.cat, id, strlen(id))
+                              : cat_by_path(s->d.cat, path ? path : "");
+    if (slot != CAT_NONE)
+        p = strdup(cat_path(s->d.cat, slot));
+    cat_unlock(s->d.cat);
+    bool fresh = p && exist_fresh(s->d.exist, p);
+    free(p);
+    return fresh;
+}
+
 static int h_list(struct rpc_call *c, const ProtobufCMessage *req, ProtobufCMessage *resp,
                   void *svc)
 {
@@ -185,6 +203,8 @@ static int h_list(struct rpc_call *c, const ProtobufCMessage *req, ProtobufCMess
     const Engbot__Cache__V1__ListFolderRequest *rq = (const void *)req;
     Engbot__Cache__V1__ListFolderResponse *rs = (void *)resp;
     char *path;
+    if (!rpc_call_offloaded(c) && !in_memory(s, rq->folder_id, rq->path))
+        return rpc_call_offload(c, h_list);
     int code = service_check_nul(s, c, req->descriptor);
     if (code || (code = service_locate(s, c, rq->folder_id, rq->path, true, &path)))
         return code;
@@ -299,6 +319,13 @@ static int h_resolve(struct rpc_call *c, const ProtobufCMessage *req, ProtobufCM
     struct service *s = svc;
     const Engbot__Cache__V1__ResolveRequest *rq = (const void *)req;
     Engbot__Cache__V1__ResolveResponse *rs = (void *)resp;
+    if (!rpc_call_offloaded(c) &&
+        (rq->selector_case == ENGBOT__CACHE__V1__RESOLVE_REQUEST__SELECTOR_NAME ||
+         !in_memory(s, rq->selector_case == ENGBOT__CACHE__V1__RESOLVE_REQUEST__SELECTOR_ID
+                           ? rq->id : NULL,
+                    rq->selector_case == ENGBOT__CACHE__V1__RESOLVE_REQUEST__SELECTOR_PATH
+                        ? rq->path : "\x01")))
+        return rpc_call_offload(c, h_resolve);
     int code = service_check_nul(s, c, req->descriptor);
     if (code)
         return code;
@@ -450,9 +477,11 @@ struct service *service_new(const struct service_deps *d, const struct service_o
 }
 
 static const struct rpc_method methods[] = {
-    RPC_UNARY("ListFolder", h_list, RPC_F_BLOCKING),
-    RPC_UNARY("Search", h_search, RPC_F_BLOCKING),
-    RPC_UNARY("Resolve", h_resolve, RPC_F_BLOCKING),
+    /* Answered from memory on a completion-queue thread when they can be; they hand
+     * themselves to the worker pool when the disk must be asked (rpc_call_offload). */
+    RPC_UNARY("ListFolder", h_list, 0),
+    RPC_UNARY("Search", h_search, 0),
+    RPC_UNARY("Resolve", h_resolve, 0),
     RPC_SSTREAM("ReadFile", service_read_file, RPC_F_BLOCKING),
     RPC_UNARY("GetFileId", service_get_file_id, RPC_F_BLOCKING),
     RPC_UNARY("PutFileId", service_put_file_id, RPC_F_BLOCKING),

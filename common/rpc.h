@@ -163,6 +163,15 @@ const uint8_t *rpc_call_request_bytes(struct rpc_call *c, size_t *len);
 void *rpc_call_alloc(struct rpc_call *c, size_t n);
 char *rpc_call_strdup(struct rpc_call *c, const char *s);
 
+/* From a unary handler running on a completion-queue thread: hands the call to the worker
+ * pool, where fn (usually the same handler) runs with the same request and a fresh response,
+ * and its return code answers the call. Returns RPC_PENDING, for the handler to return. Lets a
+ * handler answer from memory at once and go to the worker pool only when it must touch the
+ * disk. */
+int rpc_call_offload(struct rpc_call *c, rpc_unary_fn *fn);
+/* True when the handler runs on the worker pool (RPC_F_BLOCKING, or after rpc_call_offload). */
+bool rpc_call_offloaded(const struct rpc_call *c);
+
 /* Per-call state for streaming handlers; free_fn runs when the call object is freed. */
 void rpc_call_set_state(struct rpc_call *c, void *state, void (*free_fn)(void *));
 void *rpc_call_state(const struct rpc_call *c);

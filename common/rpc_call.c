@@ -447,10 +447,18 @@ int rpc_test_invoke(const ProtobufCServiceDescriptor *d, const struct rpc_method
         return -2; /* the layer answers INVALID_ARGUMENT before any handler runs */
     }
     int code;
+    c->on_worker = (m->flags & RPC_F_BLOCKING) != 0;
     if (m->kind == RPC_KIND_UNARY) {
         c->resp = rpc_call_alloc(c, pd->output->sizeof_message);
         protobuf_c_message_init(pd->output, c->resp);
         code = m->unary(c, c->req, c->resp, svc);
+        while (code == RPC_PENDING && c->offload_fn) { /* rpc_call_offload: the worker's turn */
+            rpc_unary_fn *fn = c->offload_fn;
+            c->offload_fn = NULL;
+            c->on_worker = true;
+            protobuf_c_message_init(pd->output, c->resp);
+            code = fn(c, c->req, c->resp, svc);
+        }
     } else {
         code = m->sstream(c, c->req, svc);
     }

@@ -91,6 +91,8 @@ struct rpc_call {
     struct rpc_tag t_new, t_close, t_write, t_read, t_status;
 
     bool detached; /* a test call: no wire under it (rpc_test_call_new) */
+    bool on_worker; /* the handler runs on the worker pool */
+    rpc_unary_fn *offload_fn;
     int sent;      /* test calls: messages sent */
     const uint8_t *test_req; /* test calls: the request bytes (in the arena) */
     size_t test_req_len;

@@ -246,6 +246,29 @@ static void run_unary(struct rpc_call *c)
     rpc_call_finish(c, code);
 }
 
+static void run_offloaded(struct rpc_call *c)
+{
+    protobuf_c_message_init(c->md->pd->output, c->resp);
+    int code = c->offload_fn(c, c->req, c->resp, c->md->service->svc);
+    if (code != RPC_PENDING)
+        rpc_call_finish(c, code);
+}
+
+int rpc_call_offload(struct rpc_call *c, rpc_unary_fn *fn)
+{
+    c->offload_fn = fn;
+    if (c->detached)
+        return RPC_PENDING; /* rpc_test_invoke runs it, as a worker would */
+    call_start_recv_close(c);
+    server_submit(c->s, run_offloaded, c);
+    return RPC_PENDING;
+}
+
+bool rpc_call_offloaded(const struct rpc_call *c)
+{
+    return c->on_worker;
+}
+
 static void run_sstream(struct rpc_call *c)
 {
     struct rpc_mdesc *md = c->md;
@@ -369,6 +392,7 @@ static void *worker_main(void *arg)
         if (!s->wq_head)
             s->wq_tail = NULL;
         pthread_mutex_unlock(&s->wmu);
+        j->c->on_worker = true;
         j->fn(j->c);
         free(j);
         pthread_mutex_lock(&s->wmu);
