@@ -80,26 +80,38 @@ class Stack:
         self.procs = []
         self.svc = {}
         self.ports = {}
-        self.emu = self._track(_other("bot-api-emulator", grpc=False,
-                                    env=dict({"BOT_TOKEN": TOKEN}, **(emu_env or {})),
-                                    workdir=self._dir("emu")))
-        self.files = make_catalogue(self._dir("files"), **(catalogue_kwargs or {}))
-        for s in services:
-            self.start_service(s)
         self.gw = None
         self.gw_env = gw_env or {}
         self.webhook = webhook
         self.seen = {}
-        if start_gateway:
-            self.start_gateway()
+        try:
+            self.emu = self._track(_other("bot-api-emulator", grpc=False,
+                                          env=dict({"BOT_TOKEN": TOKEN}, **(emu_env or {})),
+                                          workdir=self._dir("emu"), wait_listening=False))
+            self.files = make_catalogue(self._dir("files"), **(catalogue_kwargs or {}))
+            for s in services:
+                self.start_service(s)
+            if start_gateway:
+                self.start_gateway()
+        except BaseException:
+            # A program that failed to start must not leave the others running.
+            try:
+                self.close()
+            except AssertionError:
+                pass
+            raise
 
     def _dir(self, name):
         d = os.path.join(self.tmp, name)
         os.makedirs(d, exist_ok=True)
         return d
 
-    def _track(self, p):
+    def _track(self, p, timeout=20):
+        """Keeps p for close() first, then waits for its "listening" line (a program that does
+        not start is still stopped by close())."""
         self.procs.append(p)
+        rec = p.wait_log(lambda r: r.get("msg") == "listening", timeout)
+        p.grpc_port, p.http_port = rec.get("grpc_port"), rec.get("http_port")
         return p
 
     # ---- services ------------------------------------------------------------------------
@@ -118,11 +130,11 @@ class Stack:
         binary = f"{name}-svc"
         require(binary)
         key = name + suffix
-        p = _other(binary, args=self.service_args(name, self.ports.get(key, 0), suffix),
-                   workdir=self._dir(key + "-work"))
+        p = self._track(_other(binary, args=self.service_args(name, self.ports.get(key, 0), suffix),
+                               workdir=self._dir(key + "-work"), wait_listening=False))
         p.wait_serving()
         self.ports[key] = p.grpc_port
-        self.svc[key] = self._track(p)
+        self.svc[key] = p
         return p
 
     def stop_service(self, name, kill=False):
@@ -169,7 +181,7 @@ class Stack:
             args.append(f"--http-listen=127.0.0.1:{self.gw_port}")
             env.setdefault("WEBHOOK_URL", f"http://127.0.0.1:{self.gw_port}/tg/hook")
         self.gw = self._track(Proc("gateway", args=args, env=env, grpc=False,
-                                   workdir=self._dir("gw-work")))
+                                   workdir=self._dir("gw-work"), wait_listening=False))
         self.gw.wait_log(lambda r: r.get("msg") == "serving", 20)
         return self.gw
 
