@@ -96,10 +96,10 @@ static const struct conf_opt opts[] = {
      "timeout of one Bot API request (uploads use a stall timeout instead)"},
     {"telegram-connect-timeout", CONF_DURATION, &cfg.tg_connect_timeout, "10s", 100, 120000,
      "connect timeout to the Bot API"},
-    {"senders", CONF_INT, &cfg.senders, "16", 1, 256,
+    {"senders", CONF_INT, &cfg.senders, "32", 1, 256,
      "lease threads per queue-svc address (each settles its jobs one by one and Ack waits for "
      "queue-svc's fsync, so send throughput grows with threads)"},
-    {"lease-batch", CONF_INT, &cfg.lease_batch, "8", 1, 100, "jobs per Lease call"},
+    {"lease-batch", CONF_INT, &cfg.lease_batch, "4", 1, 100, "jobs per Lease call"},
     {"lease-time", CONF_DURATION, &cfg.lease_time, "2m", 1000, 3600000,
      "how long a leased job is ours (an upload must finish within it)"},
     {"lease-wait", CONF_DURATION, &cfg.lease_wait, "1s", 0, 30000,

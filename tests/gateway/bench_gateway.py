@@ -33,8 +33,8 @@ CONFIGS = [
     # name, workload text, reply method, gateway env[, injection rate per second (paced)]
     ("all optimisations on (/browse)", "/browse", "sendMessage", {}),
     ("all optimisations on (/browse), paced at 200/s", "/browse", "sendMessage", {}, 200),
-    ("all on, SENDERS=32 LEASE_BATCH=4 (/browse)", "/browse", "sendMessage",
-     {"SENDERS": "32", "LEASE_BATCH": "4"}),
+    ("all on, SENDERS=8 LEASE_BATCH=16 (/browse)", "/browse", "sendMessage",
+     {"SENDERS": "8", "LEASE_BATCH": "16"}),
     ("USE_SESSIONS=false (/browse)", "/browse", "sendMessage", {"USE_SESSIONS": "false"}),
     ("USE_QUEUE=false (/browse, direct sends)", "/browse", "sendMessage",
      dict({"USE_QUEUE": "false"}, **FAST_DIRECT)),
