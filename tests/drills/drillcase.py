@@ -8,8 +8,9 @@ to the test's output.
 """
 
 import json
-import warnings
 import os
+import shutil
+import warnings
 import time
 import unittest
 
@@ -31,8 +32,8 @@ def require_built(*names):
 class DrillCase(unittest.TestCase):
     stack_kw = {}
     driver_kw = {}
-    pre_s = 3.0     # load before the fault
-    post_s = 5.0    # load after recovery
+    pre_s = 1.5     # load before the fault
+    post_s = 2.0    # load after recovery
     drain_s = 60.0  # how long the backlog may take to be answered after the load stops
 
     def setUp(self):
@@ -44,6 +45,7 @@ class DrillCase(unittest.TestCase):
         skw.update(kw)
         s = DrillStack(**skw)
         self.addCleanup(s.close)
+        self.stack = s
         return s
 
     def load(self, s, **kw):
@@ -51,6 +53,7 @@ class DrillCase(unittest.TestCase):
         dkw.update(kw)
         d = Driver(s, **dkw)
         self.addCleanup(d.close)
+        self.driver = d
         d.setup()
         return d
 
@@ -59,8 +62,13 @@ class DrillCase(unittest.TestCase):
         """Runs one drill: fault(stack, driver) runs while the load goes on and returns a dict
         of what it did (written down with the numbers). after(stack, driver, report) may add
         checks of its own. Returns (report, info)."""
+        tm = {}
+        t = time.time()
         s = self.start(**(stack_kw or {}))
+        tm["stack_start"] = time.time() - t
+        t = time.time()
         d = self.load(s, **(driver_kw or {}))
+        tm["chats_setup"] = time.time() - t
         d.start()
         time.sleep((self.pre_s if pre_s is None else pre_s) * SCALE)
         d.phase = "fault"
@@ -70,16 +78,23 @@ class DrillCase(unittest.TestCase):
         d.phase = "after"
         time.sleep((self.post_s if post_s is None else post_s) * SCALE)
         d.stop()
-        t_drain = time.time()
-        info["drained"] = d.wait_answered(self.drain_s)
-        info["drain_seconds"] = round(time.time() - t_drain, 1)
-        d.final_round(60)
+        # The final round goes out at once, behind whatever is still unanswered: every chat's
+        # last action is then its final search, and one wait covers the drain and the round.
+        t = time.time()
+        d.final_round(self.drain_s)
+        info["drained"] = all(d.outstanding(c) <= 0 for c in d.chats)
+        info["drain_seconds"] = round(time.time() - t, 1)
+        tm["drain_and_final_round"] = time.time() - t
+        t = time.time()
         rep = account(d, **(acct_kw or {}))
+        tm["account"] = time.time() - t
+        rep.numbers["timing_s"] = {k: round(v, 1) for k, v in tm.items()}
         rep.numbers["fault"] = info
         rep.numbers["seconds"] = round(time.time() - self.t0, 1)
         rep.numbers["calls"] = {k: v for k, v in s.ctl("/control/calls")["calls"].items()
                                 if k != "getUpdates"}
         rep.numbers["gateway"] = gateway_numbers(s)
+        rep.numbers["timeline"] = s.timeline
         if after:
             after(s, d, rep)
         self.record(rep)
@@ -89,6 +104,24 @@ class DrillCase(unittest.TestCase):
     def record(self, rep):
         name = self.id().split(".")[-1]
         os.makedirs(RESULTS, exist_ok=True)
+        if not rep.ok() and getattr(self, "stack", None):
+            # Evidence: every process's log (the stack's tree is deleted at cleanup).
+            logs = os.path.join(RESULTS, name + "-logs")
+            shutil.rmtree(logs, ignore_errors=True)
+            os.makedirs(logs)
+            for i, p in enumerate(self.stack.procs):
+                try:
+                    shutil.copy(p.logpath, os.path.join(logs, f"{i:02d}-{p.name}.log"))
+                except OSError:
+                    pass
+            rep.notes.append(f"logs of every process: {logs}")
+            drv = getattr(self, "driver", None)
+            if drv and rep.bad_chats:
+                from driver import evidence
+                ev = os.path.join(RESULTS, name + "-transcript.json")
+                with open(ev, "w") as f:
+                    json.dump(evidence(drv, rep.bad_chats), f, indent=1)
+                rep.notes.append(f"actions and replies of the chats concerned: {ev}")
         with open(os.path.join(RESULTS, name + ".json"), "w") as f:
             json.dump({"test": self.id(), "ok": rep.ok(), "numbers": rep.numbers,
                        "notes": rep.notes, "problems": rep.problems, "scale": SCALE}, f,

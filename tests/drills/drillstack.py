@@ -110,6 +110,7 @@ class DrillStack(gwstack.Stack):
         self.bins = dict(bins or {})
         self.extra_args = {k: list(v) for k, v in (service_args or {}).items()}
         self.mounts = []
+        self.timeline = []  # (wall ms, what): stops and starts, for the record
         env = {"LEASE_TIME": "10s", "LOG_LEVEL": "info"}
         env.update(gw_env or {})
         emu = {"RATELIMITS": "true", "MAX_TRANSCRIPT": "2000000", "MAX_MESSAGES": "1000000",
@@ -141,7 +142,11 @@ class DrillStack(gwstack.Stack):
         self.start_gateway()
 
     def service_args(self, name, port=0, suffix=""):
-        return super().service_args(name, port, suffix) + self.extra_args.get(name, [])
+        # The e2e Stack shortens queue-svc's retry backoff for its own tests; drills keep
+        # every service's defaults unless a drill says otherwise.
+        args = [a for a in super().service_args(name, port, suffix)
+                if not a.startswith("--retry-backoff-base=")]
+        return args + self.extra_args.get(name, [])
 
     def data_dir(self, name):
         return self._dir(name + "-data")
@@ -186,7 +191,11 @@ class DrillStack(gwstack.Stack):
         self.start(name, bin_dir=bin_dir)
         return rc, time.monotonic() - t0
 
+    def mark(self, what):
+        self.timeline.append((round(time.time() * 1000), what))
+
     def stop(self, name, how):
+        self.mark(f"stop {name} ({how})")
         if name == "gateway":
             p = self.gw
         else:
@@ -197,9 +206,13 @@ class DrillStack(gwstack.Stack):
         return p.stop(signal.SIGTERM, timeout=30)
 
     def start(self, name, bin_dir=None):
+        self.mark(f"start {name}" + (f" from {bin_dir}" if bin_dir else ""))
         if name == "gateway":
-            return self.start_gateway(bin_dir=bin_dir)
-        return self.start_service(name, bin_dir=bin_dir)
+            p = self.start_gateway(bin_dir=bin_dir)
+        else:
+            p = self.start_service(name, bin_dir=bin_dir)
+        self.mark(f"{name} serving")
+        return p
 
     def procs_now(self):
         """{name: Proc} of what runs now."""
@@ -280,10 +293,13 @@ class DrillStack(gwstack.Stack):
         """Stops every process, unmounts the tmpfs mounts, then lets the e2e Stack check the
         exits and delete the tree."""
         errors = []
-        for p in reversed(self.procs):
+        # SIGTERM to everything at once (each drains on its own), then wait for each.
+        running = [p for p in self.procs if p.alive()]
+        for p in running:
+            p.send_signal(signal.SIGTERM)
+        for p in reversed(running):
             try:
-                if p.alive():
-                    p.stop(timeout=30)
+                p.stop(timeout=30)
             except AssertionError as e:
                 errors.append(str(e))
         for m in reversed(self.mounts):

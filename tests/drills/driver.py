@@ -7,11 +7,11 @@ emulator's control API, each with a reply that can be told apart:
           when the file was removed)
   press   the file button "f:<id>" on the chat's /browse keyboard: answerCallbackQuery for that
           callback_query_id, then a sendDocument with the file's name
-A quarter of the time a user sends two actions in a row. Groups act as often as private chats
-(every ~2.5 s, more than Telegram's 20 messages/min for a group), so their lanes in queue-svc
-always hold a backlog: a fault always finds acknowledged jobs waiting in the queue. A chat
-keeps at most MAX_OUTSTANDING actions unanswered (a user waits for the bot), so a dead gateway
-makes a backlog of bounded size. A follower thread reads the transcript as it grows.
+A quarter of the time a user sends two actions in a row. Groups act about every 3.5 s, close
+to Telegram's 20 messages/min for a group, so their lanes in queue-svc often hold a backlog;
+prime_groups() makes sure of one right before a fault. A chat
+keeps at most MAX_OUTSTANDING actions unanswered (a group GROUP_OUTSTANDING; a user waits for
+the bot), so a dead gateway makes a backlog of bounded size. A follower thread reads the transcript as it grows.
 
 Accountant: from the transcript (and the services' RPCs) it checks that every action was
 answered exactly once, in order per chat, with the right file bytes, and that sessions and the
@@ -98,8 +98,9 @@ class Driver:
     a chat's actions (groups get group_interval: Telegram allows a group 20 messages/min)."""
 
     MAX_OUTSTANDING = 4
+    GROUP_OUTSTANDING = 2  # a group gets a reply every 3 s (Telegram: 20/min)
 
-    def __init__(self, stack, n_private=24, n_group=4, interval=2.5, group_interval=2.5,
+    def __init__(self, stack, n_private=24, n_group=4, interval=2.5, group_interval=3.5,
                  mix=(("search", 5), ("get", 3), ("press", 2)), first_chat=10001, seed=None,
                  max_outstanding=None, double_p=0.25):
         self.s = stack
@@ -156,8 +157,12 @@ class Driver:
         return len(chat.actions) + (1 if chat.browse_msg is not None else 0) - got
 
     # ---- setup: every chat opens the browser (creates its session, gives a keyboard) -----
-    def setup(self, timeout=60):
+    def setup(self, timeout=60, browse=True):
         self.start_follower()
+        if not browse:  # (the burst: hundreds of chats that only search)
+            self.setup_seq = self.follow_since
+            self.setup_done_ms = time.time() * 1000
+            return
         ctl = Ctl(self.s.emu.http_port)
         for c in self.chats:
             ctl.call("/control/message", self._msg(c, "/browse"))
@@ -210,11 +215,40 @@ class Driver:
                     # Sometimes a user sends two things in a row (the second before the
                     # first is answered): that is what makes order per chat testable.
                     n = 2 if self.rng.random() < self.double_p else 1
+                    cap = self.MAX_OUTSTANDING if c.kind == "private" else self.GROUP_OUTSTANDING
                     for _ in range(n):
-                        if self.outstanding(c) < self.MAX_OUTSTANDING:
+                        if self.outstanding(c) < cap:
                             self.act(ctl, c)
             time.sleep(0.01)
         ctl.close()
+
+    def burst(self, rate, seconds, threads=2):
+        """Searches at `rate` per second in all, round robin over the chats, for `seconds`,
+        ignoring MAX_OUTSTANDING (users who do not wait). Returns (sent, seconds taken)."""
+        self.t_start = time.time()
+
+        def run(k):
+            ctl = Ctl(self.s.emu.http_port)
+            mine = [c for i, c in enumerate(self.chats) if i % threads == k]
+            period = threads / float(rate)
+            t = time.monotonic()
+            end = t + seconds
+            i = 0
+            while t < end:
+                self.act(ctl, mine[i % len(mine)], "search")
+                i += 1
+                t += period
+                left = t - time.monotonic()
+                if left > 0:
+                    time.sleep(left)
+            ctl.close()
+        ts = [threading.Thread(target=run, args=(k,), daemon=True) for k in range(threads)]
+        t0 = time.monotonic()
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        return sum(len(c.actions) for c in self.chats), time.monotonic() - t0
 
     def stop(self):
         self._stop.set()
@@ -274,6 +308,17 @@ class Driver:
         c.actions.append(a)
         return a
 
+    def prime_groups(self, n=2):
+        """Each group sends n actions at once: with Telegram's 20/min per group (a reply every
+        3 s), at least n-1 of the replies then wait in queue-svc (acknowledged jobs for a fault
+        to find)."""
+        ctl = Ctl(self.s.emu.http_port)
+        for c in self.chats:
+            if c.kind == "group":
+                for _ in range(n):
+                    self.act(ctl, c, "search")
+        ctl.close()
+
     def final_round(self, timeout=60):
         """Every chat sends one last search once the faults are over; the session of each chat
         must then hold that search (checked by the accountant)."""
@@ -284,14 +329,15 @@ class Driver:
         self.wait_answered(timeout)
         return finals
 
-    def wait_answered(self, timeout=60, idle=10):
-        """Waits until every chat's actions have as many replies; gives up at the timeout, or
-        when no reply came for idle seconds while queue-svc holds nothing (what is missing
-        then will not come)."""
+    def wait_answered(self, timeout=60, idle=6):
+        """Waits until every chat's actions have as many replies and queue-svc holds nothing
+        (a duplicate can stand in for a missing reply in the count; the queue cannot); gives
+        up at the timeout, or when no reply came for idle seconds while queue-svc holds
+        nothing (what is missing then will not come)."""
         deadline = time.monotonic() + timeout
         last_n, last_t = -1, time.monotonic()
         while time.monotonic() < deadline:
-            if all(self.outstanding(c) <= 0 for c in self.chats):
+            if all(self.outstanding(c) <= 0 for c in self.chats) and self._queue_empty():
                 return True
             with self.lock:
                 n = len(self.events)
@@ -354,6 +400,7 @@ def pct(xs, p):
 
 class Report:
     def __init__(self):
+        self.bad_chats = set()  # chats whose transcript is evidence of a problem
         self.problems = []
         self.numbers = {}
         self.notes = []
@@ -380,8 +427,8 @@ def account(drv, check_sessions=True, check_queue=True, allowed_duplicates=0,
     """The accountant. Per chat, the reply events after setup are walked in transcript order:
     an event with a key (the search token, the file name) is matched to the earliest
     unanswered action with that key; an event without one (a degraded reply such as "Files are
-    temporarily unavailable") to the earliest unanswered action after the last matched one
-    that accepts it. Then:
+    temporarily unavailable") to the earliest unanswered action sent before it that accepts
+    it. Then:
     - every action has exactly one reply (missing: none; duplicate: a keyed event left over);
     - the matched actions' indexes grow along the transcript (in order per chat);
     - every document's bytes (sha256) are a version of that file that was current while the
@@ -429,15 +476,16 @@ def account(drv, check_sessions=True, check_queue=True, allowed_duplicates=0,
                     i = lst.pop(0)
                 else:
                     n_dup += 1
+                    rep.bad_chats.add(c.id)
                     dup_list.append(f"chat {c.id}: {key} ({e['method']} seq {e['seq']})")
                     continue
             elif cls in ("files_down", "gone"):
+                # The earliest unanswered action that accepts it and was sent before it.
                 cands = [a.idx for a in acts if matched[a.idx] is None and cls in a.accepts
-                         and a.idx > last]
-                if not cands:
-                    cands = [a.idx for a in acts if matched[a.idx] is None and cls in a.accepts]
+                         and a.t_ms <= e["ts_ms"] + 50]
                 if not cands:
                     n_dup += 1
+                    rep.bad_chats.add(c.id)
                     dup_list.append(f"chat {c.id}: unexplained '{cls}' reply seq {e['seq']}")
                     continue
                 i = cands[0]
@@ -451,6 +499,7 @@ def account(drv, check_sessions=True, check_queue=True, allowed_duplicates=0,
             matched[i] = e
             if i < last:
                 n_order += 1
+                rep.bad_chats.add(c.id)
                 order_list.append(f"chat {c.id}: reply to action {i} ({a.key}) came after the "
                                   f"reply to action {last}")
             last = max(last, i)
@@ -474,6 +523,7 @@ def account(drv, check_sessions=True, check_queue=True, allowed_duplicates=0,
         for a in acts:
             if matched[a.idx] is None:
                 n_missing += 1
+                rep.bad_chats.add(c.id)
                 missing_list.append(f"chat {c.id}: action {a.idx} {a.key} ({a.kind}, phase "
                                     f"{a.phase}, update {a.update_id}) got no reply")
         for a in acts:
@@ -515,6 +565,23 @@ def account(drv, check_sessions=True, check_queue=True, allowed_duplicates=0,
     if check_queue:
         _check_queue(drv, rep)
     return rep
+
+
+def evidence(drv, chats, limit=6):
+    """Actions and reply events of some chats, in order, for the record of a failed drill."""
+    out = {}
+    with drv.lock:
+        events = list(drv.events)
+    for cid in sorted(chats)[:limit]:
+        c = drv.by_id[cid]
+        out[str(cid)] = {
+            "actions": [{"i": a.idx, "key": a.key, "kind": a.kind, "phase": a.phase,
+                         "t_ms": round(a.t_ms), "update_id": a.update_id} for a in c.actions],
+            "events": [{"seq": e["seq"], "ts_ms": e["ts_ms"], "method": e["method"],
+                        "key": classify(e)[0], "class": classify(e)[1]}
+                       for e in events if e.get("chat_id") == cid and e["seq"] > drv.setup_seq
+                       and e["method"] in REPLY_METHODS]}
+    return out
 
 
 def _r(x):
@@ -570,7 +637,11 @@ def _check_queue(drv, rep):
                                 "expired_total": st.expired_total,
                                 "dropped_total": st.dropped_total}
     if st.queued or st.leased:
-        rep.problem(f"queue-svc still holds {st.queued} queued and {st.leased} leased jobs")
+        lanes = unary(drv.s.addr("queue"), "/engbot.queue.v1.QueueService/ListLanes",
+                      qpb.ListLanesRequest(page_size=20), qpb.ListLanesResponse)
+        rep.problem(f"queue-svc still holds {st.queued} queued and {st.leased} leased jobs: "
+                    + "; ".join(f"lane {ln.key}: {ln.queued} queued, {ln.in_flight} in flight, "
+                                f"paused until {ln.paused_until_unix_ms}" for ln in lanes.lanes))
     if st.dead:
         dl = unary(drv.s.addr("queue"), "/engbot.queue.v1.QueueService/ListDeadLetters",
                    qpb.ListDeadLettersRequest(page_size=10), qpb.ListDeadLettersResponse)

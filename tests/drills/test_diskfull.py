@@ -18,7 +18,7 @@ from drillcase import SCALE, DrillCase
 from driver import Ctl
 from engbot_test import health, unary
 
-FULL_S = 4.0
+FULL_S = 3.0
 
 
 def fill(path):
@@ -93,6 +93,7 @@ class DiskFull(DrillCase):
         data = s.data_dir(name)
         filler, nbytes = fill(data)
         info = {"tmpfs": size, "filler_bytes": nbytes}
+        d.prime_groups()
         acked = checkpoint(s, d)
         h, r = watch(s, name, FULL_S * SCALE)
         info["health_while_full"], info["readyz_while_full"] = h, r
@@ -113,8 +114,8 @@ class DiskFull(DrillCase):
         d.phase = "after"
         time.sleep(self.post_s * SCALE)
         d.stop()
-        info["drained"] = d.wait_answered(self.drain_s)
-        d.final_round(60)
+        d.final_round(self.drain_s)
+        info["drained"] = all(d.outstanding(c) <= 0 for c in d.chats)
         from driver import account
         rep = account(d)
         rep.numbers["fault"] = info
@@ -144,13 +145,19 @@ class DiskFull(DrillCase):
         def checkpoint(s, d):
             # Every chat makes a search with a match while the disk is full: the gateway saves
             # it in the session (UpdateSession). Read back what session-svc acknowledged.
+            # (Private chats: their replies are not held back by Telegram's group limit.)
             ctl = Ctl(s.emu.http_port)
             n = len(d.files.names())
-            for i, c in enumerate(d.chats):
-                d.act(ctl, c, "final", token=f"spec-{(i + 11) % n:03d}").final = False
+            chats = [c for c in d.chats if c.kind == "private"]
+            acts = [d.act(ctl, c, "final", token=f"spec-{(i + 11) % n:03d}")
+                    for i, c in enumerate(chats)]
+            for a in acts:
+                a.final = False
             ctl.close()
-            d.wait_answered(20)
-            return {c.id: get(s, c.id).last_search for c in d.chats}
+            t_end = time.monotonic() + 15
+            while time.monotonic() < t_end and any(d.outstanding(c) > 0 for c in chats):
+                time.sleep(0.1)
+            return {c.id: get(s, c.id).last_search for c in chats}
 
         def verify(s, d, acked):
             lost = []

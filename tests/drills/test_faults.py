@@ -10,11 +10,12 @@ import unittest
 
 from drillcase import SCALE, DrillCase
 
-DOWN_S = 3.0
+DOWN_S = 2.5
 
 
 def kill9(name):
     def fault(s, d):
+        d.prime_groups()
         rc, secs = s.restart(name, "kill9", DOWN_S * SCALE)
         return {"killed": name, "down_seconds": round(secs, 1)}
     return fault
@@ -35,8 +36,9 @@ class Kill9(DrillCase):
 
     def test_kill9_all_at_once(self):
         def fault(s, d):
+            d.prime_groups()
             t0 = time.monotonic()
-            s.gw.kill9()
+            s.stop("gateway", "kill9")
             for name in ("session", "cache", "queue"):
                 s.stop(name, "kill9")
             time.sleep(DOWN_S * SCALE)
@@ -48,7 +50,7 @@ class Kill9(DrillCase):
 
 
 class Rolling(DrillCase):
-    post_s = 4.0
+    post_s = 2.0
 
     def test_sigterm_rolling_restart(self):
         """SIGTERM, then start again at once, one component after another (what a rollout
@@ -56,12 +58,13 @@ class Rolling(DrillCase):
         def fault(s, d):
             out = {}
             for name in ("session", "cache", "queue", "gateway"):
+                d.prime_groups(2)
                 t0 = time.monotonic()
                 rc = s.stop(name, "term")
                 s.start(name)
                 out[name] = {"exit": rc, "restart_seconds": round(time.monotonic() - t0, 1)}
                 self.assertEqual(rc, 0, f"{name} exit code after SIGTERM")
-                time.sleep(2 * SCALE)
+                time.sleep(1.5 * SCALE)
             return out
         self.drill(fault)
 

@@ -34,7 +34,7 @@ class TelegramFaults(DrillCase):
             chats = [c.id for c in d.chats[:4]] + [d.chats[-1].id]
             for cid in chats:
                 fault(s, kind="429", chat_id=cid, count=3, retry_after=2)
-            time.sleep(5 * SCALE)
+            time.sleep(4 * SCALE)
             clear(s)
             return {"chats": chats, "sendMessage": fired(s, "sendMessage"),
                     "sendDocument": fired(s, "sendDocument")}
@@ -61,10 +61,10 @@ class TelegramFaults(DrillCase):
         self.drill(f, acct_kw={"unanswered_presses_in_fault": True})
 
     def test_slow_answers(self):
-        """Every Bot API call takes 1.5 s longer for 4 s."""
+        """Every Bot API call takes 1.5 s longer for 3 s."""
         def f(s, d):
             fault(s, kind="slow", delay_ms=1500)
-            time.sleep(4 * SCALE)
+            time.sleep(3 * SCALE)
             clear(s)
             return {"delay_ms": 1500}
         self.drill(f)

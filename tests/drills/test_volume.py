@@ -13,7 +13,7 @@ from drillcase import SCALE, DrillCase
 
 
 class Volume(DrillCase):
-    post_s = 5.0
+    post_s = 3.0
 
     def test_files_added_removed_replaced(self):
         def f(s, d):
@@ -24,7 +24,7 @@ class Volume(DrillCase):
             mutable = [n for n in files.names() if int(n[5:8]) >= stable]
             removed, version, ops = set(), {}, {"added": 0, "removed": 0, "replaced": 0,
                                                 "restored": 0}
-            t_end = time.monotonic() + 6 * SCALE
+            t_end = time.monotonic() + 5 * SCALE
             k = 0
             while time.monotonic() < t_end:
                 op = rng.choice(("replace",) * 7 + ("remove",) * 6 + ("add",) * 3 + ("restore",) * 4)
