@@ -9,12 +9,13 @@ import csv
 import threading
 import time
 
-from driver import REPLY_METHODS, pct
+from driver import REPLY_METHODS, classify, pct
 
 COLUMNS = ["t_s", "rss_emulator_kib", "rss_gateway_kib", "rss_session_kib", "rss_cache_kib",
            "rss_queue_kib", "actions", "replies", "actions_per_s", "replies_per_s",
            "latency_p50_ms", "latency_p99_ms", "unanswered", "queue_queued", "queue_leased",
-           "queue_rejected", "telegram_429", "degraded", "phase"]
+           "queue_rejected", "telegram_429", "degraded", "new_replies", "degraded_replies",
+           "error_rate", "in_fault", "phase"]
 
 
 class Sampler:
@@ -79,9 +80,17 @@ class Sampler:
             # paired with its actions in order (the accountant checks that order holds).
             lats = []
             by_chat = {}
+            n_new = n_bad = 0
             for e in new:
-                if e["method"] in REPLY_METHODS:
+                if e["method"] in REPLY_METHODS and e["seq"] > d.setup_seq:
                     by_chat.setdefault(e.get("chat_id"), []).append(e)
+                    n_new += 1
+                    if classify(e)[1] not in ("ok", "notfound"):
+                        n_bad += 1
+            # Error rate: replies that were a degraded answer ("Files are temporarily
+            # unavailable", "no longer available") among the replies of the interval.
+            row["new_replies"], row["degraded_replies"] = n_new, n_bad
+            row["error_rate"] = round(n_bad / n_new, 4) if n_new else 0.0
             for cid, evs in by_chat.items():
                 c = d.by_id.get(cid)
                 if not c:
@@ -97,6 +106,7 @@ class Sampler:
             row["latency_p99_ms"] = pct(lats, 99)
             row["unanswered"] = sum(max(0, d.outstanding(c)) for c in d.chats)
             row["phase"] = d.phase
+            row["in_fault"] = 1 if d.phase == "fault" else 0
         return row
 
     def max_of(self, col):
