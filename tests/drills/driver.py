@@ -532,7 +532,8 @@ def account(drv, check_sessions=True, check_queue=True, allowed_duplicates=0,
                 if n == 0 and unanswered_presses_in_fault and a.phase == "fault":
                     n_unanswered += 1
                 elif n != 1:
-                    rep.problem(f"chat {c.id}: button press {a.cbid} answered {n} times")
+                    rep.problem(f"chat {c.id}: button press {a.cbid} (phase {a.phase}, "
+                                f"t {a.t_ms:.0f}) answered {n} times")
     rep.numbers.update({
         "actions": n_actions, "missing": n_missing, "duplicates": n_dup,
         "out_of_order": n_order, "wrong_bytes": n_badsha, "unexpected": n_other,

@@ -116,6 +116,13 @@ def main():
         n["latency_p50_ms_median_of_intervals"] = statistics.median(lat) if lat else None
         n["error_rate_overall"] = round(sum(r.get("degraded_replies", 0) or 0 for r in rows)
                                         / max(1, sum(r.get("new_replies", 0) or 0 for r in rows)), 4)
+        n["calls"] = {k: v for k, v in s.ctl("/control/calls")["calls"].items()
+                      if k != "getUpdates"}
+        n["timeline"] = s.timeline
+        if rep.bad_chats:
+            from driver import evidence
+            with open(os.path.join(a.out, "soak-transcript.json"), "w") as f:
+                json.dump(evidence(d, rep.bad_chats), f, indent=1)
         csv_path = os.path.join(a.out, "soak.csv")
         smp.write_csv(csv_path)
         with open(os.path.join(a.out, "soak-faults.csv"), "w") as f:

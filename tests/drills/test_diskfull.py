@@ -14,7 +14,7 @@ import unittest
 
 import grpc
 
-from drillcase import SCALE, DrillCase
+from drillcase import SCALE, DrillCase, gateway_numbers
 from driver import Ctl
 from engbot_test import health, unary
 
@@ -92,6 +92,7 @@ class DiskFull(DrillCase):
         mark = len(proc.lines)
         data = s.data_dir(name)
         filler, nbytes = fill(data)
+        s.mark(f"{name}'s data dir full")
         info = {"tmpfs": size, "filler_bytes": nbytes}
         d.prime_groups()
         acked = checkpoint(s, d)
@@ -101,6 +102,7 @@ class DiskFull(DrillCase):
         info["error_lines_while_full"] = len(errs)
         info["first_error"] = errs[0] if errs else None
         os.remove(filler)
+        s.mark("space returned")
         t_free = time.time()
         info["health_after_space_returned"], _ = watch(s, name, wait_after_free)
         # Space is back for longer than SYNC_INTERVAL (1 s) / WAL_SYNC_INTERVAL (100 ms):
@@ -121,6 +123,8 @@ class DiskFull(DrillCase):
         rep.numbers["fault"] = info
         rep.numbers["calls"] = {k: v for k, v in s.ctl("/control/calls")["calls"].items()
                                 if k != "getUpdates"}
+        rep.numbers["gateway"] = gateway_numbers(s)
+        rep.numbers["timeline"] = s.timeline
         if not errs:
             rep.problem(f"{name}: no error in its log while its data dir was full")
         if "SERVING" in h and not any(not x.startswith("200") for x in r):
