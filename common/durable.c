@@ -4,8 +4,12 @@
  * to know when it is durable, add a waiter. One thread per log takes the whole pending buffer,
  * writes it with one write(2) and one fdatasync(2), then runs the waiters' callbacks. Records
  * appended while an fsync is in progress go out together in the next one, so throughput grows
- * with concurrency instead of being one fsync per record. A failed write is cut back with
- * ftruncate so the file never holds a partial record followed by good ones. */
+ * with concurrency instead of being one fsync per record. A failed write or fsync (a full
+ * disk) is cut back with ftruncate so the file never holds a partial record followed by good
+ * ones, and the batch goes back to the front of `pending`: it is written again, in order,
+ * once the disk takes it (retries back off from 50 ms to 1 s). The error stays visible
+ * (rlog_error) until everything is written. While failing, at most RLOG_MAX_PENDING bytes are
+ * held; past that appends are refused (-ENOSPC) rather than buffered without bound. */
 #include "durable.h"
 #include "clock.h"
 #include "metrics.h"
@@ -428,6 +432,8 @@ struct waiter {
     void *arg;
 };
 
+#define RLOG_MAX_PENDING (64u << 20)
+
 struct rlog {
     pthread_mutex_t mu;
     pthread_cond_t wake, synced;
@@ -444,8 +450,11 @@ struct rlog {
     int64_t first_pending_ms; /* mono ms of the oldest pending record */
     uint64_t appended_seq, synced_seq; /* records appended / made durable */
     uint64_t file_bytes;
-    int error;
-    bool closing, flush_now, committing;
+    int error;                /* last write/fsync error; 0 once everything is written */
+    int64_t retry_at_ms;      /* after a failure: no new attempt before this (mono ms) */
+    int64_t backoff_ms;
+    uint64_t attempts;        /* commit attempts, for rlog_flush to notice a failed one */
+    bool closing, flush_now, committing, close_tried;
 };
 
 static int open_log_file(const char *path, uint32_t kind, uint32_t version, uint64_t *size,
@@ -479,7 +488,8 @@ static int open_log_file(const char *path, uint32_t kind, uint32_t version, uint
 }
 
 /* One group commit: takes everything pending, writes and syncs it, runs the callbacks.
- * Called with mu held; returns with mu held. */
+ * Called with mu held; returns with mu held. On failure the records go back to the front of
+ * pending (see DESIGN) and the callbacks are told the error. */
 static void commit_locked(struct rlog *l)
 {
     uint8_t *buf = l->pend;
@@ -489,6 +499,7 @@ static void commit_locked(struct rlog *l)
     uint64_t seq = l->appended_seq;
     int fd = l->fd;
     uint64_t base = l->file_bytes;
+    int64_t first = l->first_pending_ms;
 
     l->pend = NULL;
     l->plen = l->pcap = l->precords = 0;
@@ -503,10 +514,6 @@ static void commit_locked(struct rlog *l)
         int rc = write_all(fd, buf, len);
         if (rc < 0) {
             err = -rc;
-            /* Cut back to the last good record so later appends are not behind garbage. */
-            if (ftruncate(fd, (off_t)base) < 0) {
-                /* nothing more we can do; the reader will report the torn tail */
-            }
         } else if (!l->o.no_fsync) {
             int64_t t0 = clock_mono_us();
             if (fdatasync(fd) < 0)
@@ -514,23 +521,49 @@ static void commit_locked(struct rlog *l)
             if (l->o.fsync_seconds)
                 metric_observe(l->o.fsync_seconds, (double)(clock_mono_us() - t0) / 1e6);
         }
-        if (l->o.batch_records)
+        if (err) {
+            /* Cut back to the last good record: after a failed fsync the kernel may have
+             * dropped the dirty pages, so what was written is not trusted either. */
+            if (ftruncate(fd, (off_t)base) < 0) {
+                /* the reader will report the torn tail */
+            }
+        }
+        if (l->o.batch_records && !err)
             metric_observe(l->o.batch_records, (double)nrec);
     }
     for (size_t i = 0; i < nw; i++)
         w[i].fn(w[i].arg, err);
-    free(buf);
     free(w);
 
     pthread_mutex_lock(&l->mu);
+    l->attempts++;
     if (err) {
+        /* Put the batch back in front of what was appended meanwhile, to write it again. */
+        size_t need = len + l->plen;
+        uint8_t *nb = realloc(buf, need ? need : 1);
+        if (!nb)
+            abort();
+        if (l->plen)
+            memcpy(nb + len, l->pend, l->plen);
+        free(l->pend);
+        l->pend = nb;
+        l->plen = need;
+        l->pcap = need;
+        l->precords += nrec;
+        l->first_pending_ms = first;
         l->error = err;
+        l->backoff_ms = l->backoff_ms ? (l->backoff_ms * 2 > 1000 ? 1000 : l->backoff_ms * 2) : 50;
+        l->retry_at_ms = clock_mono_ms() + l->backoff_ms;
     } else {
-        l->error = 0;
+        free(buf);
         l->file_bytes = base + len;
+        l->backoff_ms = 0;
+        l->retry_at_ms = 0;
+        if (l->synced_seq < seq)
+            l->synced_seq = seq;
+        if (!l->plen)
+            l->error = 0;
     }
-    if (l->synced_seq < seq)
-        l->synced_seq = seq;
     l->committing = false;
     pthread_cond_broadcast(&l->synced);
 }
@@ -541,14 +574,21 @@ static void *rlog_thread(void *arg)
     pthread_mutex_lock(&l->mu);
     for (;;) {
         bool due = false;
-        if (l->plen) {
-            if (l->nwait || l->flush_now || l->closing)
+        int64_t now = clock_mono_ms();
+        if (l->closing && l->plen && l->error && l->close_tried) {
+            break; /* closing with the disk still failing: what is left is lost (reported) */
+        } else if (l->plen && l->error && now < l->retry_at_ms && !l->closing) {
+            due = false; /* failing: wait for the backoff */
+        } else if (l->plen) {
+            if (l->nwait || l->flush_now || l->closing || l->error)
                 due = true;
-            else if (clock_mono_ms() - l->first_pending_ms >= l->o.sync_interval_ms)
+            else if (now - l->first_pending_ms >= l->o.sync_interval_ms)
                 due = true;
         }
         if (due) {
             l->flush_now = false;
+            if (l->closing)
+                l->close_tried = true;
             commit_locked(l);
             continue;
         }
@@ -557,7 +597,8 @@ static void *rlog_thread(void *arg)
             break;
         }
         if (l->plen) {
-            int64_t left = l->o.sync_interval_ms - (clock_mono_ms() - l->first_pending_ms);
+            int64_t left = l->error ? l->retry_at_ms - now
+                                    : l->o.sync_interval_ms - (now - l->first_pending_ms);
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
             if (left < 1)
@@ -577,6 +618,7 @@ static void *rlog_thread(void *arg)
             pthread_cond_wait(&l->wake, &l->mu);
         }
     }
+    pthread_cond_broadcast(&l->synced);
     pthread_mutex_unlock(&l->mu);
     return NULL;
 }
@@ -627,6 +669,11 @@ int rlog_append(struct rlog *l, const void *rec, size_t len, rlog_done_fn *done,
         pthread_mutex_unlock(&l->mu);
         return -ESHUTDOWN;
     }
+    if (l->error && l->plen + 8 + len > RLOG_MAX_PENDING) {
+        int e = l->error;
+        pthread_mutex_unlock(&l->mu);
+        return -e;
+    }
     if (l->plen + 8 + len > l->pcap) {
         size_t nc = l->pcap ? l->pcap : 4096;
         while (nc < l->plen + 8 + len)
@@ -661,15 +708,24 @@ int rlog_append(struct rlog *l, const void *rec, size_t len, rlog_done_fn *done,
     return 0;
 }
 
+/* Waits (mu held) until everything appended up to target is written, or a commit attempt
+ * made after this call started failed. Returns 0 or the error. */
+static int wait_synced(struct rlog *l, uint64_t target)
+{
+    uint64_t a0 = l->attempts;
+    l->flush_now = true;
+    pthread_cond_signal(&l->wake);
+    while ((l->synced_seq < target && !(l->error && l->attempts > a0) &&
+            !(l->closing && l->plen == 0)) ||
+           l->committing)
+        pthread_cond_wait(&l->synced, &l->mu);
+    return l->synced_seq >= target ? 0 : (l->error ? l->error : EIO);
+}
+
 int rlog_flush(struct rlog *l)
 {
     pthread_mutex_lock(&l->mu);
-    uint64_t target = l->appended_seq;
-    l->flush_now = true;
-    pthread_cond_signal(&l->wake);
-    while (l->synced_seq < target && !(l->closing && l->plen == 0))
-        pthread_cond_wait(&l->synced, &l->mu);
-    int err = l->error;
+    int err = wait_synced(l, l->appended_seq);
     pthread_mutex_unlock(&l->mu);
     return err ? -err : 0;
 }
@@ -678,11 +734,13 @@ int rlog_rotate(struct rlog *l, const char *new_path, char *err, size_t errlen)
 {
     /* Hold the lock across the switch so no append lands between flush and reopen. */
     pthread_mutex_lock(&l->mu);
-    uint64_t target = l->appended_seq;
-    l->flush_now = true;
-    pthread_cond_signal(&l->wake);
-    while (l->synced_seq < target || l->committing)
-        pthread_cond_wait(&l->synced, &l->mu);
+    int e = wait_synced(l, l->appended_seq);
+    if (e) {
+        snprintf(err, errlen, "cannot rotate '%s': the log cannot be written: %s", l->path,
+                 strerror(e));
+        pthread_mutex_unlock(&l->mu);
+        return -1;
+    }
     uint64_t size;
     int fd = open_log_file(new_path, l->kind, l->version, &size, err, errlen);
     if (fd < 0) {

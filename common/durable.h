@@ -78,18 +78,24 @@ struct rlog *rlog_open(const char *path, uint32_t kind, uint32_t version,
 int rlog_truncate(const char *path, uint64_t good_bytes);
 /* Queues a record. With done, done runs after the fsync that covers it (every append made
  * while one fsync is in progress shares the next one: group commit); without done the record
- * is durable within sync_interval_ms. Returns 0, or -errno when the log is closed. */
+ * is durable within sync_interval_ms. If the write fails (a full disk), done is told the error
+ * but the record is kept and written again, in order, once the disk takes it; rlog_error()
+ * says so meanwhile. Returns 0, -ESHUTDOWN when the log is closed, or the error (-ENOSPC ...)
+ * when it has been failing and 64 MiB are already waiting. */
 int rlog_append(struct rlog *l, const void *rec, size_t len, rlog_done_fn *done, void *arg);
-/* Writes and fsyncs everything appended so far; 0 or -errno. */
+/* Writes and fsyncs everything appended so far; 0, or -errno when an attempt failed (the
+ * records stay queued for the next attempt). */
 int rlog_flush(struct rlog *l);
 /* Flushes, then continues in a new file at new_path (created with a header). The old file is
  * left for the caller to delete once a snapshot covers it. */
 int rlog_rotate(struct rlog *l, const char *new_path, char *err, size_t errlen);
 /* Bytes in the current file (written, not counting the buffer). */
 uint64_t rlog_bytes(struct rlog *l);
-/* The last write/fsync error (errno), 0 after a successful sync. */
+/* The write/fsync error (errno) while records are waiting to be written again after a
+ * failure; 0 once everything appended has been written. */
 int rlog_error(struct rlog *l);
-/* Flushes and stops the thread; frees l. */
+/* Flushes (one last attempt if the disk has been failing: what cannot be written then is
+ * lost -- check rlog_flush first) and stops the thread; frees l. */
 void rlog_close(struct rlog *l);
 
 #endif

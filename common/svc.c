@@ -10,6 +10,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#define MAX_CHECKS 4
+
+struct svc_check {
+    bool (*ok)(void *arg, char *why, size_t cap);
+    void *arg;
+};
 
 struct svc {
     const char *prog;
@@ -19,10 +27,19 @@ struct svc {
     int grpc_port, http_port;
     int64_t t0_ms;
     pthread_mutex_t mu;
+    pthread_cond_t cv;
     char reason[256];
+    bool loaded;  /* the program said it is ready (svc_set_ready) */
+    bool failing; /* a check is failing */
+    bool stop;
+    struct svc_check checks[MAX_CHECKS];
+    int nchecks;
+    pthread_t checker;
+    bool checker_started;
 };
 
 static struct conf_opt g_common[20];
+static void *checker_main(void *arg);
 
 const struct conf_opt *svc_common_opts(struct svc_common *c, const char *grpc_default,
                                        const char *http_default)
@@ -134,6 +151,7 @@ struct svc *svc_new(const char *prog, const struct svc_common *c)
     s->c = c;
     s->t0_ms = clock_mono_ms();
     pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
     snprintf(s->reason, sizeof s->reason, "starting up");
     struct rpc_server_opts o = svc_rpc_opts(c);
     s->rpc = rpc_server_new(&o);
@@ -171,23 +189,83 @@ void svc_start(struct svc *s)
         LOG_ERROR("cannot start", LF_STR("setting", "HTTP_LISTEN"), LF_STR("error", err));
         exit(1);
     }
+    if (s->nchecks) {
+        pthread_create(&s->checker, NULL, checker_main, s);
+        pthread_setname_np(s->checker, "svc-checks");
+        s->checker_started = true;
+    }
     LOG_INFO("listening", LF_STR("version", engbot_version), LF_I64("grpc_port", s->grpc_port),
              LF_I64("http_port", s->http_port), LF_STR("grpc_listen", s->c->grpc_listen),
              LF_STR("http_listen", s->c->http_listen));
 }
 
-void svc_set_ready(struct svc *s, bool ready, const char *reason)
+/* Applies loaded && !failing to the server (mu held). */
+static void apply_locked(struct svc *s)
 {
-    pthread_mutex_lock(&s->mu);
-    snprintf(s->reason, sizeof s->reason, "%s", reason ? reason : "");
-    pthread_mutex_unlock(&s->mu);
+    bool ready = s->loaded && !s->failing;
     if (ready != rpc_server_ready(s->rpc)) {
         rpc_server_set_ready(s->rpc, ready);
         if (ready)
             LOG_INFO("serving");
         else
-            LOG_WARN("not serving", LF_STR("reason", reason ? reason : ""));
+            LOG_WARN("not serving", LF_STR("reason", s->reason));
     }
+}
+
+void svc_set_ready(struct svc *s, bool ready, const char *reason)
+{
+    pthread_mutex_lock(&s->mu);
+    s->loaded = ready;
+    if (!s->failing)
+        snprintf(s->reason, sizeof s->reason, "%s", reason ? reason : "");
+    apply_locked(s);
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+void svc_add_check(struct svc *s, bool (*ok)(void *arg, char *why, size_t cap), void *arg)
+{
+    if (s->nchecks == MAX_CHECKS)
+        abort();
+    s->checks[s->nchecks++] = (struct svc_check){ok, arg};
+}
+
+/* The checker thread: evaluates every check twice a second while loaded. */
+static void *checker_main(void *arg)
+{
+    struct svc *s = arg;
+    pthread_mutex_lock(&s->mu);
+    while (!s->stop) {
+        if (s->loaded) {
+            char why[256] = "";
+            bool failing = false;
+            pthread_mutex_unlock(&s->mu);
+            for (int i = 0; i < s->nchecks && !failing; i++)
+                failing = !s->checks[i].ok(s->checks[i].arg, why, sizeof why);
+            pthread_mutex_lock(&s->mu);
+            if (failing != s->failing) {
+                s->failing = failing;
+                if (failing) {
+                    snprintf(s->reason, sizeof s->reason, "%s", why);
+                    LOG_ERROR("readiness check failing", LF_STR("reason", why));
+                } else {
+                    s->reason[0] = '\0';
+                    LOG_INFO("readiness check passing again");
+                }
+                apply_locked(s);
+            }
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 500000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
 }
 
 int svc_wait(struct svc *s)
@@ -203,8 +281,21 @@ int svc_wait(struct svc *s)
     return sig;
 }
 
+static void stop_checker(struct svc *s)
+{
+    if (!s->checker_started)
+        return;
+    pthread_mutex_lock(&s->mu);
+    s->stop = true;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    pthread_join(s->checker, NULL);
+    s->checker_started = false;
+}
+
 void svc_drain(struct svc *s)
 {
+    stop_checker(s);
     rpc_server_drain(s->rpc);
 }
 
@@ -212,8 +303,10 @@ void svc_free(struct svc *s)
 {
     if (!s)
         return;
+    stop_checker(s);
     httpd_stop(s->http);
     rpc_server_free(s->rpc);
+    pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->mu);
     free(s);
 }

@@ -38,6 +38,11 @@ struct httpd *svc_http(struct svc *s);
 void svc_start(struct svc *s);
 /* Ready: health SERVING, /readyz 200. Not ready: reason shows in /readyz. */
 void svc_set_ready(struct svc *s, bool ready, const char *reason);
+/* Adds a readiness condition, checked every 500 ms on a thread of svc's once the program said
+ * it is ready: while ok() returns false (filling why), health is NOT_SERVING, /readyz is 503
+ * with the reason, the layer answers UNAVAILABLE, and the change is logged. For conditions
+ * such as "the data directory cannot be written". Add before svc_start. */
+void svc_add_check(struct svc *s, bool (*ok)(void *arg, char *why, size_t cap), void *arg);
 /* Blocks until SIGTERM or SIGINT; returns the signal. */
 int svc_wait(struct svc *s);
 void svc_drain(struct svc *s);

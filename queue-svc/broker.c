@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -374,4 +375,14 @@ uint64_t broker_wal_bytes(struct broker *b)
 uint64_t broker_waiting(struct broker *b)
 {
     return atomic_load(&b->nwaiting);
+}
+
+bool broker_healthy(struct broker *b, char *why, size_t cap)
+{
+    int e = wal_error(b->w);
+    if (e)
+        snprintf(why, cap, "the write-ahead log in DATA_DIR cannot be written (%s): nothing is "
+                           "acknowledged until it can",
+                 strerror(e));
+    return e == 0;
 }

@@ -33,6 +33,8 @@ void broker_drain(struct broker *b);
 /* After the server drained: stops the scheduler, compacts, flushes and closes the log (every
  * pending done callback has run when it returns), frees everything. */
 void broker_close(struct broker *b);
+/* False (with why) while the WAL cannot be written (a full disk). A readiness check. */
+bool broker_healthy(struct broker *b, char *why, size_t cap);
 
 /* Runs with the lock held; q is valid only during the call, now is the queue's clock. */
 typedef void broker_fn(void *arg, struct queue *q, int64_t now);

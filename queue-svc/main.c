@@ -110,6 +110,13 @@ static void parse_rate(const char *flag, const char *value, int64_t burst, struc
     r->burst = burst;
 }
 
+/* Readiness: the WAL can be written. The broker is set once the queue is restored. */
+static struct broker *_Atomic g_broker;
+static bool wal_writable(void *arg, char *why, size_t cap)
+{
+    return !g_broker || broker_healthy(g_broker, why, cap);
+}
+
 int main(int argc, char **argv)
 {
     struct svc_common common;
@@ -176,6 +183,7 @@ int main(int argc, char **argv)
     };
     struct qservice *qs = qservice_new(&so);
     qservice_register(qs, svc_rpc(s));
+    svc_add_check(s, wal_writable, NULL);
 
     /* Listen first (health answers NOT_SERVING, the API UNAVAILABLE "starting up"), replay,
      * then serve: a probe sees the process alive while a long log replays. */
@@ -194,11 +202,13 @@ int main(int argc, char **argv)
     }
     qmetrics_watch(b);
     qservice_attach(qs, b);
+    g_broker = b;
     svc_set_ready(s, true, NULL);
 
     svc_wait(s);
     svc_drain(s); /* answers waiting Leases, lets calls in flight finish */
     qmetrics_unwatch();
+    g_broker = NULL;
     broker_close(b); /* last compaction, WAL flushed and closed */
     svc_free(s);
     qservice_free(qs);

@@ -686,3 +686,8 @@ void wal_close(struct wal *w)
     free(w->dir);
     free(w);
 }
+
+int wal_error(struct wal *w)
+{
+    return w && w->log ? rlog_error(w->log) : 0;
+}

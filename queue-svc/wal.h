@@ -84,6 +84,8 @@ int wal_compact(struct wal *w, char *err, size_t errlen);
 int wal_flush(struct wal *w);
 /* Bytes in the current log generation. */
 uint64_t wal_bytes(struct wal *w);
+/* The log's write error (errno) while records wait to be written again (a full disk), else 0. */
+int wal_error(struct wal *w);
 
 /* Replays one log or snapshot file into q (between queue_restore_begin and _done). Records
  * with seq <= skip_upto are skipped. Returns 0 (check st and *damaged), 1 when the file does

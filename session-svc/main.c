@@ -55,6 +55,13 @@ static double active_sessions(void *arg)
     return (double)store_count(arg);
 }
 
+/* Readiness: the change log can be written (not a full or failing disk). */
+static bool log_writable(void *arg, char *why, size_t cap)
+{
+    struct session_service *ss = arg;
+    return persist_healthy(ss->persist, why, cap);
+}
+
 int main(int argc, char **argv)
 {
     struct svc_common common;
@@ -103,6 +110,7 @@ int main(int argc, char **argv)
         .max_text_bytes = (uint32_t)cfg.max_text_bytes,
     };
     session_service_register(svc_rpc(s), &ss);
+    svc_add_check(s, log_writable, &ss);
     svc_start(s);
     svc_set_ready(s, false, "loading sessions");
 

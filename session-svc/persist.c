@@ -663,3 +663,13 @@ int persist_close(struct persist *p, char *err, size_t errlen)
     free(p);
     return rc < 0 && ferr < 0 ? -1 : 0;
 }
+
+bool persist_healthy(struct persist *p, char *why, size_t cap)
+{
+    int e = p && p->log ? rlog_error(p->log) : 0;
+    if (e)
+        snprintf(why, cap, "DATA_DIR %s cannot be written (%s): changes are held in memory and "
+                           "written when it can",
+                 p->dir, strerror(e));
+    return e == 0;
+}

@@ -65,6 +65,9 @@ enum persist_err persist_backup(struct persist *p, const char *name, char *path,
                                 uint64_t *sessions, uint64_t *bytes, char *err, size_t errlen);
 /* Writes and fsyncs every change made so far to the change log. 0 or -errno. */
 int persist_flush(struct persist *p);
+/* False (with why) while the change log cannot be written (a full disk): the records wait in
+ * memory and are written again when the disk takes them. A readiness check (svc_add_check). */
+bool persist_healthy(struct persist *p, char *why, size_t cap);
 /* Stops the thread, writes the final snapshot, flushes and closes the log, frees p. Returns 0,
  * or -1 when the final state could not be saved (err says why). */
 int persist_close(struct persist *p, char *err, size_t errlen);

@@ -4,6 +4,9 @@
 #include "test.h"
 
 #include <fcntl.h>
+#include <errno.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/stat.h>
@@ -262,4 +265,46 @@ TEST(keep_aside_and_check_dir)
     }
     ASSERT_EQ(durable_check_dir("/proc/engbot-no-such-dir", err, sizeof err), -1);
     ASSERT_CONTAINS(err, "/proc/engbot-no-such-dir");
+}
+
+/* A full disk, simulated with RLIMIT_FSIZE (writes past it fail with EFBIG): the failed batch
+ * is kept and written again, in order, when space returns; the error is visible meanwhile;
+ * the file never holds a torn record. */
+TEST(rlog_keeps_records_across_a_full_disk)
+{
+    char path[128], err[256];
+    snprintf(path, sizeof path, "%s/log", tmpdir());
+    signal(SIGXFSZ, SIG_IGN);
+    struct rlog_opts o = {.sync_interval_ms = 5};
+    struct rlog *l = rlog_open(path, KIND, 1, &o, err, sizeof err);
+    ASSERT_TRUE(l != NULL);
+    struct done_state d = {0};
+    ASSERT_EQ(rlog_append(l, "before", 6, on_done, &d), 0);
+    ASSERT_EQ(rlog_flush(l), 0);
+    struct rlimit old, lim;
+    getrlimit(RLIMIT_FSIZE, &old);
+    lim = old;
+    lim.rlim_cur = (rlim_t)rlog_bytes(l); /* no room for one more byte */
+    ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    ASSERT_EQ(rlog_append(l, "full-1", 6, on_done, &d), 0);
+    ASSERT_EQ(rlog_append(l, "full-2", 6, NULL, NULL), 0);
+    ASSERT_NE(rlog_flush(l), 0); /* the attempt failed */
+    ASSERT_EQ(rlog_error(l), EFBIG);
+    ASSERT_EQ(atomic_load(&d.failed), 1); /* the waiter was told */
+    ASSERT_EQ(rlog_append(l, "full-3", 6, NULL, NULL), 0);
+    ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &old), 0); /* space returns */
+    for (int i = 0; i < 200 && rlog_error(l); i++)
+        usleep(10000); /* the retry backs off up to 1 s */
+    ASSERT_EQ(rlog_flush(l), 0);
+    ASSERT_EQ(rlog_error(l), 0);
+    rlog_close(l);
+    struct collect c = {0};
+    struct dread_result r;
+    ASSERT_EQ(dread_file(path, KIND, collect_cb, &c, &r), 0);
+    ASSERT_FALSE(r.damaged);
+    ASSERT_EQ(c.n, 4);
+    ASSERT_STREQ(c.recs[0], "before");
+    ASSERT_STREQ(c.recs[1], "full-1");
+    ASSERT_STREQ(c.recs[2], "full-2");
+    ASSERT_STREQ(c.recs[3], "full-3");
 }
