@@ -57,6 +57,13 @@ class Proc:
         self.workdir = workdir or tempfile.mkdtemp(prefix=f"engbot-{name}-")
         self.logpath = os.path.join(self.workdir, f"{name}.log")
         argv = [os.path.join(BIN, name)]
+        # ENGBOT_WRAPPER="valgrind --leak-check=full ..." runs programs under a tool;
+        # ENGBOT_WRAP_ONLY="gateway,session-svc" limits it to those (default: all).
+        wrapper = os.environ.get("ENGBOT_WRAPPER")
+        only = os.environ.get("ENGBOT_WRAP_ONLY")
+        if wrapper and (not only or name in only.split(",")):
+            argv = wrapper.split() + argv
+            timeout = max(timeout, 120)
         if grpc and not any(a.startswith("--grpc-listen") for a in args):
             argv.append("--grpc-listen=127.0.0.1:0")
         if http and not any(a.startswith("--http-listen") for a in args):
@@ -67,6 +74,7 @@ class Proc:
         full_env["LOG_FORMAT"] = "json"
         if env:
             full_env.update(env)
+        full_env["VG_NAME"] = name  # names a wrapper's log file (valgrind --log-file=%q{VG_NAME})
         self.lines = []
         self._cv = threading.Condition()
         self.p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
