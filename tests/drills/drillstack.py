@@ -212,7 +212,29 @@ class DrillStack(gwstack.Stack):
         else:
             p = self.start_service(name, bin_dir=bin_dir)
         self.mark(f"{name} serving")
+        if name != "gateway":
+            self.wait_gateway_sees(name)
         return p
+
+    def wait_gateway_sees(self, name, timeout=40):
+        """Waits until the gateway's /readyz shows the service up again (its breaker closed);
+        marks how long that took after the service was serving. Returns the seconds, or None
+        when the gateway is not running or did not see it within the timeout."""
+        if not self.gw or not self.gw.alive():
+            return None
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout:
+            try:
+                _, body = http_get(self.gw.http_port, "/readyz", timeout=2)
+            except OSError:
+                body = ""
+            if f"{name}=up" in body:
+                secs = round(time.monotonic() - t0, 2)
+                self.mark(f"gateway sees {name} up after {secs} s")
+                return secs
+            time.sleep(0.05)
+        self.mark(f"gateway did not see {name} up within {timeout} s")
+        return None
 
     def procs_now(self):
         """{name: Proc} of what runs now."""

@@ -121,6 +121,12 @@ class Rollback(DrillCase):
             info["old_version_log"] = next((r.get("version") for r in old.lines
                                             if r.get("version")), None)
             deg0 = _degraded(s, name)
+            saved = None
+            if name == "session":
+                # Writes through the old version: each private chat saves a search in its
+                # session (UpdateSession on the old binary); the new one must read them back.
+                saved = _save_searches(s, d)
+                info["saved_by_old"] = sum(1 for v in saved.values() if v)
             time.sleep(self.old_s * SCALE)
             info["old_answered"] = handled_ok(old.http_port, SERVICE[name])
             info["gateway_degraded_while_old"] = _degraded(s, name) - deg0
@@ -137,6 +143,12 @@ class Rollback(DrillCase):
             info["state_old_wrote"], info["state_new_read"] = _short(before_fwd), _short(after_fwd)
             self._compare(name, before, after, "old read new")
             self._compare(name, before_fwd, after_fwd, "new read old")
+            if saved:
+                back = _read_searches(s, saved)
+                lost = {k: (v, back[k]) for k, v in saved.items() if back[k] != v}
+                self.assertFalse(lost, f"searches saved through the old session-svc, read by "
+                                       f"the new one (saved, read): {list(lost.items())[:5]}")
+                info["read_back_by_new"] = len(saved) - len(lost)
             if not sum(info["old_answered"].values()):
                 self.fail(f"the old {name}-svc answered none of the gateway's calls")
             return info
@@ -158,6 +170,32 @@ class Rollback(DrillCase):
 
     def test_rollback_queue_svc(self):
         self._rollback("queue")
+
+
+def _save_searches(s, d):
+    from driver import Ctl
+    ctl = Ctl(s.emu.http_port)
+    n = len(d.files.names())
+    chats = [c for c in d.chats if c.kind == "private"]
+    for i, c in enumerate(chats):
+        d.act(ctl, c, "final", token=f"spec-{(i + 5) % n:03d}").final = False
+    ctl.close()
+    t_end = time.monotonic() + 15
+    while time.monotonic() < t_end and any(d.outstanding(c) > 0 for c in chats):
+        time.sleep(0.1)
+    return _read_searches(s, {c.id: None for c in chats})
+
+
+def _read_searches(s, chats):
+    from engbot.session.v1 import session_pb2 as spb
+    out = {}
+    for cid in chats:
+        try:
+            out[cid] = unary(s.addr("session"), "/engbot.session.v1.SessionService/GetSession",
+                             spb.GetSessionRequest(chat_id=cid), spb.GetSessionResponse).session.last_search
+        except grpc.RpcError as e:
+            out[cid] = e.code().name
+    return out
 
 
 def _short(st):
