@@ -258,14 +258,14 @@ void browse_file(struct ctx *c, const char *id)
     ProtobufCMessage *m = NULL;
     int code;
     if (!resolve(c, &m, id, NULL, NULL, &code)) {
-        cache_failed(c, code, 0, "That file is no longer available.");
+        cache_failed(c, code, 0, SENDER_FILE_GONE);
         return;
     }
     Engbot__Cache__V1__ResolveResponse *r = (Engbot__Cache__V1__ResolveResponse *)m;
     if (r->entry && r->entry->kind == ENGBOT__CACHE__V1__ENTRY_KIND__ENTRY_KIND_FILE)
         deliver(c, r->entry);
     else
-        ctx_reply(c, "That file is no longer available.", NULL, NULL);
+        ctx_reply(c, SENDER_FILE_GONE, NULL, NULL);
     protobuf_c_message_free_unpacked(m, NULL);
 }
 

@@ -27,6 +27,10 @@ struct track {
     struct breaker br;
     struct metric *up; /* gauge: 1 closed, 0.5 half-open, 0 open */
     struct metric *calls_ok, *calls_fail;
+    /* Under the dep's mu: the first failure of the current run of failures (0: the last
+     * outcome was a success), and down_since (deps_down_since) once that run opened the
+     * breaker. */
+    int64_t streak_start, down_since;
 };
 
 struct dep {
@@ -125,6 +129,23 @@ static void update_gauge(struct track *tr)
     metric_set(tr->up, s == BREAKER_CLOSED ? 1 : s == BREAKER_HALF_OPEN ? 0.5 : 0);
 }
 
+/* Keeps the down-since clock of a track (see deps_down_since) after one outcome. */
+static void track_down(struct dep *p, struct track *tr, bool failed)
+{
+    enum breaker_state s = breaker_state(&tr->br);
+    pthread_mutex_lock(&p->mu);
+    if (!failed) {
+        tr->streak_start = 0;
+        tr->down_since = 0;
+    } else {
+        if (!tr->streak_start)
+            tr->streak_start = clock_mono_ms();
+        if (s != BREAKER_CLOSED && !tr->down_since)
+            tr->down_since = tr->streak_start;
+    }
+    pthread_mutex_unlock(&p->mu);
+}
+
 void deps_report(struct deps *d, enum dep_id id, enum dep_track t, int code)
 {
     struct track *tr = &d->d[id].t[t];
@@ -136,6 +157,7 @@ void deps_report(struct deps *d, enum dep_id id, enum dep_track t, int code)
         if (before == BREAKER_CLOSED && breaker_state(&tr->br) == BREAKER_OPEN)
             LOG_WARN("dependency unavailable: circuit open", LF_STR("dependency", dep_names[id]),
                      LF_STR("track", track_names[t]), LF_STR("code", rpc_code_name(code)));
+        track_down(&d->d[id], tr, true);
     } else {
         enum breaker_state before = breaker_state(&tr->br);
         breaker_success(&tr->br);
@@ -144,8 +166,18 @@ void deps_report(struct deps *d, enum dep_id id, enum dep_track t, int code)
         if (before != BREAKER_CLOSED)
             LOG_INFO("dependency recovered: circuit closed", LF_STR("dependency", dep_names[id]),
                      LF_STR("track", track_names[t]));
+        track_down(&d->d[id], tr, false);
     }
     update_gauge(tr);
+}
+
+int64_t deps_down_since(struct deps *d, enum dep_id id, enum dep_track t)
+{
+    struct dep *p = &d->d[id];
+    pthread_mutex_lock(&p->mu);
+    int64_t since = p->t[t].down_since;
+    pthread_mutex_unlock(&p->mu);
+    return since;
 }
 
 /* The probe thread: an open breaker past its period gets a health check as its probe. */
@@ -267,7 +299,10 @@ int64_t deps_deadline_ms(const struct deps *d, enum dep_id id)
     return d->d[id].deadline_ms;
 }
 
-bool deps_allow(struct deps *d, enum dep_id id, enum dep_track t, struct rpc_status *st)
+/* deps_allow, with the flags: DEPS_WHEN_UP refuses unless the breaker is closed and the
+ * channel is not in a connection failure. */
+static bool allow(struct deps *d, enum dep_id id, enum dep_track t, unsigned flags,
+                  struct rpc_status *st)
 {
     struct track *tr = &d->d[id].t[t];
     if (!d->d[id].enabled || !tr->ch) {
@@ -275,13 +310,27 @@ bool deps_allow(struct deps *d, enum dep_id id, enum dep_track t, struct rpc_sta
         snprintf(st->message, sizeof st->message, "%s: switched off", dep_names[id]);
         return false;
     }
-    if (!breaker_allow(&tr->br)) {
+    if ((flags & DEPS_WHEN_UP) ? breaker_state(&tr->br) != BREAKER_CLOSED
+                               : !breaker_allow(&tr->br)) {
         st->code = RPC_UNAVAILABLE;
         snprintf(st->message, sizeof st->message, "%s (%s): circuit open", dep_names[id],
                  track_names[t]);
         return false;
     }
+    if ((flags & DEPS_WHEN_UP) && !rpc_channel_ready(tr->ch)) {
+        /* The last connection attempt failed: a wait-for-ready call would sit out its
+         * deadline and leave its outcome unknown without ever being sent. */
+        st->code = RPC_UNAVAILABLE;
+        snprintf(st->message, sizeof st->message, "%s (%s): not connected", dep_names[id],
+                 track_names[t]);
+        return false;
+    }
     return true;
+}
+
+bool deps_allow(struct deps *d, enum dep_id id, enum dep_track t, struct rpc_status *st)
+{
+    return allow(d, id, t, 0, st);
 }
 
 static bool take_retry(struct dep *p)
@@ -305,26 +354,24 @@ static void earn(struct dep *p)
     pthread_mutex_unlock(&p->mu);
 }
 
-int deps_unary(struct deps *d, enum dep_id id, int64_t chat_id, const char *method,
-               const ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp_desc,
-               ProtobufCMessage **resp, unsigned flags, struct rpc_status *st)
-{
-    return deps_unary_on(d, id, deps_track(d, id, chat_id), method, req, resp_desc, resp, flags,
-                         st);
-}
-
-int deps_unary_on(struct deps *d, enum dep_id id, enum dep_track t, const char *method,
-                  const ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp_desc,
-                  ProtobufCMessage **resp, unsigned flags, struct rpc_status *st)
+/* The one call path: deadline, breaker, retry budget, metrics. *sent (may be NULL) tells
+ * whether any attempt left this process. */
+static int call(struct deps *d, enum dep_id id, enum dep_track t, const char *method,
+                const ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp_desc,
+                ProtobufCMessage **resp, unsigned flags, struct rpc_status *st, bool *sent)
 {
     struct dep *p = &d->d[id];
     char path[128];
     snprintf(path, sizeof path, "/%s/%s", dep_services[id], method);
     *resp = NULL;
+    if (sent)
+        *sent = false;
     earn(p);
     for (int attempt = 0;; attempt++) {
-        if (!deps_allow(d, id, t, st))
+        if (!allow(d, id, t, flags, st))
             return st->code;
+        if (sent)
+            *sent = true;
         int64_t t0 = clock_mono_us();
         /* Wait-for-ready, bounded by the deadline: a call made while the channel reconnects
          * (a service just restarted) waits for it instead of failing at once. A dead service
@@ -338,6 +385,27 @@ int deps_unary_on(struct deps *d, enum dep_id id, enum dep_track t, const char *
             return code;
         metric_inc(p->retries);
     }
+}
+
+int deps_unary(struct deps *d, enum dep_id id, int64_t chat_id, const char *method,
+               const ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp_desc,
+               ProtobufCMessage **resp, unsigned flags, struct rpc_status *st)
+{
+    return call(d, id, deps_track(d, id, chat_id), method, req, resp_desc, resp, flags, st, NULL);
+}
+
+int deps_unary_sent(struct deps *d, enum dep_id id, int64_t chat_id, const char *method,
+                    const ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp_desc,
+                    ProtobufCMessage **resp, unsigned flags, struct rpc_status *st, bool *sent)
+{
+    return call(d, id, deps_track(d, id, chat_id), method, req, resp_desc, resp, flags, st, sent);
+}
+
+int deps_unary_on(struct deps *d, enum dep_id id, enum dep_track t, const char *method,
+                  const ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp_desc,
+                  ProtobufCMessage **resp, unsigned flags, struct rpc_status *st)
+{
+    return call(d, id, t, method, req, resp_desc, resp, flags, st, NULL);
 }
 
 bool deps_up(struct deps *d, enum dep_id id)

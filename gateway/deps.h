@@ -34,6 +34,11 @@ struct deps_opts {
 
 enum {
     DEPS_IDEMPOTENT = 1u << 0, /* safe to retry within the budget */
+    /* Only while the service looks up: the breaker closed (never the half-open probe) and the
+     * channel not failing to connect; otherwise fail at once with UNAVAILABLE, sending
+     * nothing. For calls whose failure is costly (an Enqueue whose outcome is then unknown):
+     * the probe thread's health checks find out when the service is back. */
+    DEPS_WHEN_UP = 1u << 1,
 };
 
 struct deps;
@@ -62,6 +67,13 @@ int deps_unary_on(struct deps *d, enum dep_id id, enum dep_track t, const char *
                   const ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp_desc,
                   ProtobufCMessage **resp, unsigned flags, struct rpc_status *st);
 
+/* deps_unary for calls with an effect, whose failure must be told apart: *sent is false when
+ * nothing left this process (breaker open, switched off, DEPS_WHEN_UP), true when a request
+ * went out and may have reached the service (a failure then leaves the outcome unknown). */
+int deps_unary_sent(struct deps *d, enum dep_id id, int64_t chat_id, const char *method,
+                    const ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp_desc,
+                    ProtobufCMessage **resp, unsigned flags, struct rpc_status *st, bool *sent);
+
 /* For streams and long polls: the channel of a track, and the breaker protocol by hand.
  * deps_allow returns false when the breaker is open (st filled). */
 struct rpc_channel *deps_channel(struct deps *d, enum dep_id id, enum dep_track tr);
@@ -71,6 +83,10 @@ int64_t deps_deadline_ms(const struct deps *d, enum dep_id id);
 
 /* Is the stable track of this service usable now (enabled and breaker not open)? */
 bool deps_up(struct deps *d, enum dep_id id);
+/* Since when (clock_mono_ms) the track has been down: the first failure of the run of failures
+ * that opened its breaker; 0 while the breaker is closed. Reset by any success (a call or the
+ * probe thread's health check), which is also what closes the breaker. */
+int64_t deps_down_since(struct deps *d, enum dep_id id, enum dep_track t);
 /* Counts one degraded answer (a fallback taken because the service was unusable). */
 void deps_degraded(struct deps *d, enum dep_id id);
 /* "session=up cache=down(open) queue=off ..." for /readyz; returns true when all usable. */

@@ -223,7 +223,8 @@ int main(int argc, char **argv)
                              .limiter = lim,
                              .use_queue = cfg->use_queue,
                              .job_timeout_ms = cfg->job_timeout,
-                             .direct_max_wait_ms = cfg->direct_max_wait};
+                             .direct_max_wait_ms = cfg->direct_max_wait,
+                             .fallback_after_ms = cfg->queue_fallback_after};
     struct outbox *outbox = outbox_new(&oo);
     char err[512];
     struct dedupe *dd = dedupe_open(cfg->data_dir, (size_t)cfg->dedupe_window, err, sizeof err);
@@ -339,6 +340,7 @@ int main(int argc, char **argv)
     /* Drain: stop intake, finish what is in flight within the grace, then stop the senders. */
     int64_t deadline = clock_mono_ms() + cfg->drain_grace;
     atomic_store(&g_draining, true);
+    outbox_drain(outbox, deadline); /* replies waiting for queue-svc give up at the deadline */
     if (hook)
         intake_webhook_close(hook);
     if (poller)

@@ -28,6 +28,7 @@ struct sender {
     struct sender_opts o;
     struct metric *replies[M_N][O_N];
     struct metric *r429, *retry_after, *doc_upload, *doc_file_id, *file_id_rejected, *blocked;
+    struct metric *doc_gone;
     struct metric *latency, *upload_bytes, *settle_fail;
     pthread_t *threads;
     int nthreads;
@@ -76,6 +77,9 @@ struct sender *sender_new(const struct sender_opts *o)
     s->doc_file_id = metrics_child(docs, "file_id");
     s->file_id_rejected = metrics_counter("engbot_gateway_file_id_rejected_total",
                                           "Cached file_ids Telegram rejected (uploaded again).");
+    s->doc_gone = metrics_counter(
+        "engbot_gateway_documents_gone_total",
+        "Document sends whose file had left the catalogue by then: the user was told instead.");
     s->blocked = metrics_counter("engbot_gateway_bot_blocked_total",
                                  "Sends that failed with 403: the user blocked the bot.");
     s->latency =
@@ -174,6 +178,7 @@ struct file_reader {
     Engbot__Cache__V1__ReadFileResponse *cur;
     size_t off;
     bool eof, failed;
+    int code; /* the stream's gRPC code when failed */
     uint64_t total;
     char err[160];
 };
@@ -196,6 +201,7 @@ static ssize_t read_chunk(void *ud, char *buf, size_t cap)
             if (st.code != RPC_OK) {
                 snprintf(f->err, sizeof f->err, "ReadFile ended with %s: %.100s",
                          rpc_code_name(st.code), st.message);
+                f->code = st.code;
                 f->failed = true;
                 return -1;
             }
@@ -205,6 +211,7 @@ static ssize_t read_chunk(void *ud, char *buf, size_t cap)
         if (rc < 0) {
             snprintf(f->err, sizeof f->err, "ReadFile: %s: %.100s", rpc_code_name(st.code),
                      st.message);
+            f->code = st.code;
             f->failed = true;
             return -1;
         }
@@ -222,10 +229,12 @@ static ssize_t read_chunk(void *ud, char *buf, size_t cap)
     return (ssize_t)n;
 }
 
-/* Uploads the file, stores the new file_id. */
-static void upload_document(struct sender *s, const struct tg_doc_job *j, enum dep_track tr,
+/* Uploads the file, stores the new file_id. Returns false when the file is gone (cache-svc
+ * answered NOT_FOUND): nothing was sent, r is not set. */
+static bool upload_document(struct sender *s, const struct tg_doc_job *j, enum dep_track tr,
                             struct send_result *r)
 {
+    bool found = true;
     struct deps *d = s->o.deps;
     struct rpc_status st;
     struct file_reader f = {0};
@@ -236,7 +245,7 @@ static void upload_document(struct sender *s, const struct tg_doc_job *j, enum d
         r->o = SEND_BACKOFF;
         snprintf(r->err, sizeof r->err, "cannot read the file: %.200s", st.message);
         deps_degraded(d, DEP_CACHE);
-        return;
+        return true;
     }
     Engbot__Cache__V1__ReadFileRequest req = ENGBOT__CACHE__V1__READ_FILE_REQUEST__INIT;
     req.id = (char *)j->id;
@@ -247,11 +256,13 @@ static void upload_document(struct sender *s, const struct tg_doc_job *j, enum d
     char first;
     ssize_t n = f.rd ? read_chunk(&f, &first, 0) : -1;
     if (n < 0 || !f.cur || !f.cur->entry) {
-        int code = f.rd ? RPC_UNAVAILABLE : st.code;
-        if (f.failed && strstr(f.err, "NOT_FOUND"))
-            code = RPC_NOT_FOUND;
+        int code = f.rd ? (f.failed ? f.code : RPC_UNAVAILABLE) : st.code;
         deps_report(d, DEP_CACHE, tr, code == RPC_NOT_FOUND ? RPC_OK : RPC_UNAVAILABLE);
-        r->o = code == RPC_NOT_FOUND ? SEND_FAIL : SEND_BACKOFF;
+        if (code == RPC_NOT_FOUND) {
+            found = false;
+            goto out;
+        }
+        r->o = SEND_BACKOFF;
         snprintf(r->err, sizeof r->err, "cannot read %.80s: %.150s", j->path,
                  f.err[0] ? f.err : st.message);
         goto out;
@@ -318,6 +329,28 @@ out:
         protobuf_c_message_free_unpacked(&f.cur->base, NULL);
     if (f.rd)
         rpc_reader_close(f.rd);
+    tg_resp_free(&resp);
+    return found;
+}
+
+/* The file left the catalogue while its send waited (removed from the volume): the user still
+ * gets an answer, the one the bot gives when the file is already gone at /get or at a button.
+ * The message takes the document's place -- same lane, same turn, the same rate budget the
+ * lease already took -- so the job is settled by the message's outcome: Ack once it is sent,
+ * Retry on a 429 or 5xx (the retried job finds the file gone again and sends the message). */
+static void send_gone(struct sender *s, const struct tg_doc_job *j, struct send_result *r)
+{
+    metric_inc(s->doc_gone);
+    LOG_INFO("the file of a document send is gone: telling the user", LF_STR("path", j->path),
+             LF_I64("chat_id", j->chat_id));
+    char *body = tg_json_message(j->chat_id, 0, SENDER_FILE_GONE, NULL, NULL);
+    struct tg_resp resp;
+    int rc = tg_http_call(s->o.tg, "sendMessage", body, s->o.telegram_timeout_ms, &resp);
+    free(body);
+    struct tg_envelope env;
+    memset(r, 0, sizeof *r);
+    int oi = classify(s, M_SEND, rc, &resp, &env, r);
+    count(s, M_SEND, oi, resp.seconds);
     tg_resp_free(&resp);
 }
 
@@ -391,7 +424,8 @@ static void send_document(struct sender *s, const char *payload, size_t len, str
         }
     }
     memset(r, 0, sizeof *r);
-    upload_document(s, &j, tr, r);
+    if (!upload_document(s, &j, tr, r))
+        send_gone(s, &j, r);
 }
 
 void sender_perform(struct sender *s, int64_t chat_id, const char *method, const char *payload,

@@ -8,6 +8,8 @@
  * A "sendDocument" job (tg_json_doc_job) is resolved here: by the cached file_id when there is
  * one (a rejected file_id is dropped from cache-svc and the file uploaded again), else by a
  * multipart upload streamed from cache-svc's ReadFile, after which the new file_id is stored.
+ * A file that is gone by then (cache-svc: NOT_FOUND) is answered with SENDER_FILE_GONE as a
+ * message in the document's place, and the request's outcome is that message's.
  *
  * The lease loops (sender_start) run `threads` threads per queue-svc track (stable, and canary
  * when configured): Lease, perform, then Ack / Retry(retry_after) / Fail. */
@@ -33,6 +35,10 @@ struct sender_opts {
     int64_t telegram_timeout_ms;
     const char *name; /* sender name shown to operators (hostname) */
 };
+
+/* What a user is told when the file they asked for is no longer in the catalogue: by the bot
+ * at /get or at a button, and by the sender when the file went away while its send waited. */
+#define SENDER_FILE_GONE "That file is no longer available."
 
 enum send_outcome { SEND_OK, SEND_RETRY_AFTER, SEND_BACKOFF, SEND_FAIL, SEND_MIGRATE };
 

@@ -106,6 +106,9 @@ static const struct conf_opt opts[] = {
      "how long a Lease waits for a ready job"},
     {"job-timeout", CONF_DURATION, &cfg.job_timeout, "5m", 1000, 86400000,
      "a reply not sent within this is dropped by queue-svc (counted as expired)"},
+    {"queue-fallback-after", CONF_DURATION, &cfg.queue_fallback_after, "15s", 0, 3600000,
+     "how long queue-svc must have been down before replies go out directly (until then they "
+     "wait for it, keeping each chat's order; a full queue never falls back)"},
     {"direct-rate", CONF_INT, &cfg.direct_rate, "30", 1, 10000,
      "direct sends per second while queue-svc is unusable"},
     {"direct-burst", CONF_INT, &cfg.direct_burst, "10", 1, 10000, "burst of direct sends"},

@@ -19,7 +19,7 @@ struct gw_settings {
     int64_t deadline[DEP_N], dep_retries, breaker_threshold, breaker_open, breaker_open_max;
     int64_t reconnect_max, poll_timeout, poll_limit, poll_attempts, tg_timeout, tg_connect_timeout;
     int64_t senders, lease_batch, lease_time, lease_wait, job_timeout;
-    int64_t direct_rate, direct_burst, direct_inflight, direct_max_wait;
+    int64_t direct_rate, direct_burst, direct_inflight, direct_max_wait, queue_fallback_after;
     int64_t drain_grace, dedupe_window, webhook_max_conn, webhook_max_body, webhook_max_wait;
     int64_t answer_timeout;
     /* Derived at load. */

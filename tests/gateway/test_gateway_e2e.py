@@ -12,7 +12,7 @@ import unittest
 import urllib.error
 import urllib.request
 
-from engbot_test import http_get, wait_until
+from engbot_test import http_get, metric, wait_until
 from gwstack import BOT_ID, TOKEN, USERNAME, Stack, button, buttons, require
 
 
@@ -343,12 +343,39 @@ class Limits(unittest.TestCase):
         self.assertTrue(again["uploaded"])
         self.assertGreaterEqual(s.metric("engbot_gateway_file_id_rejected_total"), 1)
 
+    def test_file_removed_while_its_send_waits_is_answered(self):
+        """The file goes away while its document job waits in queue-svc (here behind a 429):
+        the user is told "That file is no longer available." (in the document's place), and
+        the job is acked, not dead-lettered."""
+        require("bot-api-emulator", "session-svc", "cache-svc", "queue-svc", "gateway")
+        s = Stack()
+        self.addCleanup(s.close)
+        chat = 4501
+        s.ctl("/control/fault", {"kind": "429", "method": "sendDocument", "count": 1,
+                                 "retry_after": 2})
+        s.say(chat, "/get readme.txt")
+        wait_until(lambda: s.ctl("/control/calls")["calls"].get("sendDocument", {}).get("429"),
+                   10, what="the first sendDocument answered 429")
+        os.remove(os.path.join(s.files, "specs", "readme.txt"))
+        ev = s.wait_for(chat, 1, timeout=20)[0]
+        self.assertEqual(ev["method"], "sendMessage")
+        self.assertIn("That file is no longer available.", ev["text"])
+        self.assertEqual(s.quiet(chat, 1.0, methods=["sendDocument"]), [])
+        self.assertGreaterEqual(s.metric("engbot_gateway_documents_gone_total"), 1)
+        q = s.svc["queue"].http_port
+        wait_until(lambda: metric(q, "queue_jobs", {"state": "queued"}) == 0 and
+                   metric(q, "queue_jobs", {"state": "leased"}) == 0, 5, what="queue empty")
+        self.assertEqual(metric(q, "queue_jobs", {"state": "dead"}) or 0, 0)
+
 
 class Conflict(unittest.TestCase):
     def test_409_reported_and_retried_with_backoff(self):
         require("bot-api-emulator", "gateway")
+        # No queue-svc here: USE_QUEUE=false sends directly (with queue-svc merely absent the
+        # gateway would hold replies QUEUE_FALLBACK_AFTER first).
         s = Stack(services=("session",) if os.path.exists(
-            os.path.join(os.environ.get("ENGBOT_BUILD", ""), "bin", "session-svc")) else ())
+            os.path.join(os.environ.get("ENGBOT_BUILD", ""), "bin", "session-svc")) else (),
+            gw_env={"USE_QUEUE": "false"})
         self.addCleanup(s.close)
         s.ctl("/control/fault", {"kind": "409", "method": "getUpdates", "count": 3})
         s.gw.wait_log(lambda r: "conflict (409)" in r.get("msg", ""), 15)
@@ -362,7 +389,8 @@ class Conflict(unittest.TestCase):
 class Webhook(unittest.TestCase):
     def test_webhook_right_and_wrong_secret(self):
         require("bot-api-emulator", "gateway")
-        s = Stack(services=(), webhook=True, gw_env={"WEBHOOK_SECRET": "s3cret-Token_1"})
+        s = Stack(services=(), webhook=True,
+                  gw_env={"WEBHOOK_SECRET": "s3cret-Token_1", "USE_QUEUE": "false"})
         self.addCleanup(s.close)
         info = s.ctl("/control/webhook")
         self.assertIn("/tg/hook", json.dumps(info))
@@ -402,7 +430,7 @@ class Webhook(unittest.TestCase):
 class Lifecycle(unittest.TestCase):
     def test_sigterm_drains_and_exits_0_and_dedupe_survives_restart(self):
         require("bot-api-emulator", "gateway")
-        s = Stack(services=())
+        s = Stack(services=(), gw_env={"USE_QUEUE": "false"})
         self.addCleanup(s.close)
         first = s.say(7001, "/help")["update_id"]
         s.wait_for(7001, 1)
@@ -534,7 +562,9 @@ class Degraded(unittest.TestCase):
 
     def _stack(self):
         require("bot-api-emulator", "session-svc", "cache-svc", "queue-svc", "gateway")
-        s = Stack()
+        # Replies wait QUEUE_FALLBACK_AFTER for queue-svc before going out directly
+        # (test_outbox_e2e.py covers the wait itself); 1 s keeps these tests quick.
+        s = Stack(gw_env={"QUEUE_FALLBACK_AFTER": "1s"})
         self.addCleanup(s.close)
         return s
 
@@ -583,6 +613,10 @@ class Degraded(unittest.TestCase):
         s.say(chat, "/help")
         s.wait_for(chat, 1)
         s.stop_service("queue")
+        # A reply whose Enqueue went out as queue-svc went away would wait for queue-svc (its
+        # outcome is unknown); this one is sent once the gateway knows queue-svc is down.
+        wait_until(lambda: "queue=down" in http_get(s.gw.http_port, "/readyz")[1], 10,
+                   what="readyz shows queue down")
         before = s.metric("engbot_gateway_outbox_total", {"path": "direct"})
         s.say(chat, "/help")
         self.assertIn("/search", s.wait_for(chat, 1)[0]["text"])
@@ -604,6 +638,8 @@ class Degraded(unittest.TestCase):
         s, chat = self._stack(), 9004
         for name in ("session", "cache", "queue"):
             s.stop_service(name)
+        wait_until(lambda: "queue=down" in http_get(s.gw.http_port, "/readyz")[1], 10,
+                   what="readyz shows queue down")
         s.say(chat, "/start")
         evs = s.wait_for(chat, 2)
         self.assertIn("Welcome", evs[0]["text"])
