@@ -12,12 +12,14 @@ Differences from the e2e Stack's defaults, and why:
   10 s keeps a drill short. docs/drills.md says what the user sees with the default.
 """
 
+import ctypes
 import hashlib
 import os
 import signal
 import subprocess
 import sys
 import time
+import types
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "gateway"))
@@ -25,9 +27,29 @@ sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 
 import engbot_test  # noqa: E402
 import gwstack  # noqa: E402
-from engbot_test import BIN, Proc, http_get, metric, wait_until  # noqa: E402
+from engbot_test import Proc, http_get, metric, wait_until  # noqa: E402
 
 SVC_BIN = {"session": "session-svc", "cache": "cache-svc", "queue": "queue-svc"}
+
+# Every program a drill starts dies with the drill (prctl PR_SET_PDEATHSIG): a drill killed by
+# ctest's timeout must not leave a stack running on a shared machine. The harness's Proc
+# starts programs with subprocess.Popen; its module gets a Popen that sets the signal.
+_prctl = ctypes.CDLL(None, use_errno=True).prctl
+
+
+def _die_with_parent():
+    _prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+
+
+class _Popen(subprocess.Popen):
+    def __init__(self, *args, **kw):
+        kw.setdefault("preexec_fn", _die_with_parent)
+        super().__init__(*args, **kw)
+
+
+engbot_test.subprocess = types.SimpleNamespace(
+    **{k: getattr(subprocess, k) for k in dir(subprocess) if not k.startswith("__")})
+engbot_test.subprocess.Popen = _Popen
 FILES_DOWN = "Files are temporarily unavailable"
 
 
@@ -121,7 +143,15 @@ class DrillStack(gwstack.Stack):
         self.drill_files = Files(self.files, n_files)
         self.wanted = services
         if start:
-            self.start_all()
+            try:
+                self.start_all()
+            except BaseException:
+                # Nobody holds this stack yet: stop what did start before failing.
+                try:
+                    self.close()
+                except AssertionError:
+                    pass
+                raise
 
     # ---- processes -----------------------------------------------------------------------
     def gateway_env(self):
@@ -135,6 +165,8 @@ class DrillStack(gwstack.Stack):
         return env
 
     def start_all(self):
+        """Starts the services and the gateway. A caller that made the stack with
+        start=False and calls this must close() the stack whether or not this raises."""
         for s in self.wanted:
             self.start_service(s)
         if "cache" in self.wanted:

@@ -22,7 +22,7 @@ sys.path.insert(0, HERE)
 
 from drillstack import DrillStack  # noqa: E402
 from driver import Driver, account  # noqa: E402
-from sampler import COLUMNS, Sampler  # noqa: E402
+from sampler import Sampler  # noqa: E402
 
 
 def faults():

@@ -86,9 +86,15 @@ class Burst(DrillCase):
         over = sent - TELEGRAM_RATE * (SECONDS + 5)
         if over > (QUEUE_MAX or 10000) and not sum(q.values()):
             rep.problem("the burst passed the queue's bound but queue-svc refused nothing")
-        if n["missing"] != gw["skipped_failed"]:
+        expired = n["queue_end"]["expired_total"]
+        if n["missing"] != gw["skipped_failed"] + expired:
             rep.problem(f"{n['missing']} update(s) unanswered but the gateway counts "
-                        f"{gw['skipped_failed']:.0f} as given up: replies lost silently")
+                        f"{gw['skipped_failed']:.0f} as given up and queue-svc expired "
+                        f"{expired}: replies lost without a trace")
+        if expired:
+            rep.problem(f"{expired} accepted replies expired in queue-svc before they could be "
+                        f"sent (QUEUE_MAX_SIZE {QUEUE_MAX or 10000} at {TELEGRAM_RATE:.0f}/s "
+                        f"takes longer than the gateway's JOB_TIMEOUT): those users got nothing")
         if rates and n["drain_sends_per_s_mean"] > TELEGRAM_RATE * 1.05:
             rep.problem(f"drained at {n['drain_sends_per_s_mean']}/s, above Telegram's "
                         f"{TELEGRAM_RATE:.0f}/s")
