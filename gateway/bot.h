@@ -6,7 +6,7 @@
  * Degraded modes: without session-svc the bot answers statelessly (the browser's buttons carry
  * folder and page, so browsing still works; search paging needs the session); without
  * cache-svc every file action answers "Files are temporarily unavailable"; without queue-svc
- * the outbox sends directly. */
+ * the outbox first waits for it (QUEUE_FALLBACK_AFTER), then sends directly (outbox.h). */
 #ifndef ENGBOT_GW_BOT_H
 #define ENGBOT_GW_BOT_H
 
