@@ -38,12 +38,34 @@ struct ratelog {
 struct outbox {
     struct outbox_opts o;
     struct metric *queued, *duplicate, *direct, *dropped;
-    struct metric *retries[W_N], *waiting, *fallback;
+    struct metric *retries[W_N];
     atomic_int nwaiting;
     atomic_bool fallback_on;
     _Atomic int64_t stop_at; /* drain deadline (clock_mono_ms); INT64_MAX while serving */
     struct ratelog log[W_N];
 };
+
+/* Has the stable queue-svc been down long enough for direct sends? */
+static bool fallback_due(struct outbox *o, enum dep_track t, int64_t *down_ms)
+{
+    int64_t since = deps_down_since(o->o.deps, DEP_QUEUE, t);
+    *down_ms = since ? clock_mono_ms() - since : 0;
+    return since && *down_ms >= o->o.fallback_after_ms;
+}
+
+/* Scrape-time gauges (the HTTP thread; the outbox outlives the HTTP server). */
+static double gauge_waiting(void *arg)
+{
+    struct outbox *o = arg;
+    return atomic_load(&o->nwaiting);
+}
+
+static double gauge_fallback(void *arg)
+{
+    struct outbox *o = arg;
+    int64_t down_ms;
+    return o->o.use_queue && fallback_due(o, TRACK_STABLE, &down_ms);
+}
 
 struct outbox *outbox_new(const struct outbox_opts *o)
 {
@@ -72,12 +94,14 @@ struct outbox *outbox_new(const struct outbox_opts *o)
         b->retries[i] = metrics_child(r, wait_names[i]);
         pthread_mutex_init(&b->log[i].mu, NULL);
     }
-    b->waiting = metrics_gauge("engbot_gateway_outbox_waiting",
-                               "Replies waiting for queue-svc now (their updates are not "
-                               "confirmed until they are queued).");
-    b->fallback = metrics_gauge("engbot_gateway_queue_fallback",
-                                "1 while queue-svc has been down longer than QUEUE_FALLBACK_AFTER "
-                                "and replies go out directly (as of the last reply).");
+    metrics_gauge_fn("engbot_gateway_outbox_waiting",
+                     "Replies waiting for queue-svc now (their updates are not confirmed until "
+                     "they are queued).",
+                     gauge_waiting, b);
+    metrics_gauge_fn("engbot_gateway_queue_fallback",
+                     "1 while queue-svc has been down longer than QUEUE_FALLBACK_AFTER: replies "
+                     "that never reached it go out directly.",
+                     gauge_fallback, b);
     return b;
 }
 
@@ -207,7 +231,6 @@ static void set_fallback(struct outbox *o, bool on, int64_t down_ms)
 {
     if (atomic_exchange(&o->fallback_on, on) == on)
         return;
-    metric_set(o->fallback, on);
     if (on)
         LOG_WARN("queue-svc down past QUEUE_FALLBACK_AFTER: new replies go out directly through "
                  "the in-process limiter (order with replies still in queue-svc is best effort)",
@@ -268,9 +291,8 @@ int outbox_put(struct outbox *o, const char *dedupe_key, int64_t chat_id,
         } else if (deps_code_is_failure(code)) {
             if (sent)
                 unknown = true;
-            int64_t since = deps_down_since(d, DEP_QUEUE, track);
-            int64_t down_ms = since ? clock_mono_ms() - since : 0;
-            bool fallback = since && down_ms >= o->o.fallback_after_ms;
+            int64_t down_ms;
+            bool fallback = fallback_due(o, track, &down_ms);
             set_fallback(o, fallback, down_ms);
             if (fallback && !unknown) {
                 /* Degraded: this reply never reached queue-svc, so a direct send cannot be a
@@ -285,6 +307,12 @@ int outbox_put(struct outbox *o, const char *dedupe_key, int64_t chat_id,
                          "already be queued, so it is never sent directly)",
                          LF_U64("occurrences", n), LF_I64("chat_id", chat_id),
                          LF_STR("code", rpc_code_name(code)), LF_STR("error", st.message));
+            else if (!unknown && ratelog_due(&o->log[W_DOWN], &n))
+                LOG_WARN("queue-svc is down: holding replies for it until QUEUE_FALLBACK_AFTER "
+                         "(keeps each chat's order across a restart)",
+                         LF_U64("occurrences", n), LF_I64("down_ms", down_ms),
+                         LF_I64("fallback_after_ms", o->o.fallback_after_ms),
+                         LF_STR("error", st.message));
         } else {
             metric_inc(o->dropped);
             LOG_ERROR("queue-svc refused a reply", LF_STR("code", rpc_code_name(code)),
@@ -295,7 +323,7 @@ int outbox_put(struct outbox *o, const char *dedupe_key, int64_t chat_id,
         metric_inc(o->retries[why]);
         if (!held) {
             held = true;
-            metric_set(o->waiting, atomic_fetch_add(&o->nwaiting, 1) + 1);
+            atomic_fetch_add(&o->nwaiting, 1);
         }
         if (!backoff_sleep(o, backoff)) {
             /* Draining: the update is not confirmed, so Telegram delivers it again after the
@@ -310,6 +338,6 @@ int outbox_put(struct outbox *o, const char *dedupe_key, int64_t chat_id,
         backoff = backoff * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : backoff * 2;
     }
     if (held)
-        metric_set(o->waiting, atomic_fetch_sub(&o->nwaiting, 1) - 1);
+        atomic_fetch_sub(&o->nwaiting, 1);
     return rc;
 }
