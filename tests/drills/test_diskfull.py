@@ -79,7 +79,7 @@ class DiskFull(DrillCase):
         s.start_all()
         return s
 
-    def _run(self, name, size, checkpoint, verify, wait_after_free=3.0):
+    def _run(self, name, size, checkpoint, verify, wait_after_free=3.0, after_free=None):
         """The common shape: load; fill the tmpfs; load while full (checkpoint() runs there:
         acknowledged changes to verify later); free the space; wait; kill -9; restart;
         verify() what was acknowledged; then the usual load, drain and accounting."""
@@ -105,14 +105,22 @@ class DiskFull(DrillCase):
         s.mark("space returned")
         t_free = time.time()
         info["health_after_space_returned"], _ = watch(s, name, wait_after_free)
+        acked_after = after_free(s, d) if after_free else None
         # Space is back for longer than SYNC_INTERVAL (1 s) / WAL_SYNC_INTERVAL (100 ms):
-        # whatever the service acknowledged must be on disk now.
+        # whatever the service acknowledged must be on disk now. (session: a second round of
+        # saved searches after the space came back must be durable too.)
         s.restart(name, "kill9", 1.0)
         info["killed_seconds_after_space_returned"] = round(time.time() - t_free, 1)
         damaged = glob.glob(os.path.join(data, "*damaged*"))
         info["damaged_files"] = [os.path.basename(p) for p in damaged]
         lost = verify(s, d, acked)
+        info["acknowledged_while_full"] = len(acked) if acked else 0
         info["acknowledged_while_full_then_lost"] = lost
+        if acked_after is not None:
+            lost_after = verify(s, d, acked_after)
+            info["acknowledged_after_space_returned"] = len(acked_after)
+            info["acknowledged_after_space_returned_then_lost"] = lost_after
+            lost = lost + lost_after
         d.phase = "after"
         time.sleep(self.post_s * SCALE)
         d.stop()
@@ -133,9 +141,12 @@ class DiskFull(DrillCase):
         if damaged:
             rep.problem(f"{name}: damaged files after the restart: {info['damaged_files']}")
         if lost:
-            rep.problem(f"{name}: {len(lost)} change(s) acknowledged while the disk was full "
-                        f"were lost by a kill -9 {info['killed_seconds_after_space_returned']} s "
-                        f"after space returned: {lost[:5]}")
+            rep.problem(f"{name}: {len(lost)} acknowledged change(s) (made while the disk was "
+                        f"full or after space returned) were lost by a kill -9 "
+                        f"{info['killed_seconds_after_space_returned']} s after space "
+                        f"returned: {lost[:5]}")
+        if acked_after is not None and not acked_after:
+            rep.problem(f"{name}: acknowledged nothing after space returned (not recovered)")
         self.record(rep)
         self.assertTrue(rep.ok(), "\n" + rep.text())
 
@@ -146,14 +157,15 @@ class DiskFull(DrillCase):
             return unary(s.addr("session"), "/engbot.session.v1.SessionService/GetSession",
                          spb.GetSessionRequest(chat_id=cid), spb.GetSessionResponse).session
 
-        def checkpoint(s, d):
-            # Every chat makes a search with a match while the disk is full: the gateway saves
-            # it in the session (UpdateSession). Read back what session-svc acknowledged.
+        def checkpoint(s, d, offset=11):
+            # Every private chat makes a search with a match: the gateway saves it in the
+            # session (UpdateSession) if session-svc takes it. Read back what session-svc
+            # acknowledged (nothing, when it refuses calls while its disk is full).
             # (Private chats: their replies are not held back by Telegram's group limit.)
             ctl = Ctl(s.emu.http_port)
             n = len(d.files.names())
             chats = [c for c in d.chats if c.kind == "private"]
-            acts = [d.act(ctl, c, "final", token=f"spec-{(i + 11) % n:03d}")
+            acts = [d.act(ctl, c, "final", token=f"spec-{(i + offset) % n:03d}")
                     for i, c in enumerate(chats)]
             for a in acts:
                 a.final = False
@@ -161,7 +173,13 @@ class DiskFull(DrillCase):
             t_end = time.monotonic() + 15
             while time.monotonic() < t_end and any(d.outstanding(c) > 0 for c in chats):
                 time.sleep(0.1)
-            return {c.id: get(s, c.id).last_search for c in chats}
+            out = {}
+            for c in chats:
+                try:
+                    out[c.id] = get(s, c.id).last_search
+                except grpc.RpcError:
+                    pass  # not acknowledged: nothing to keep
+            return out
 
         def verify(s, d, acked):
             lost = []
@@ -173,7 +191,8 @@ class DiskFull(DrillCase):
                 if got != want:
                     lost.append(f"chat {cid}: last_search {got!r}, acknowledged {want!r}")
             return lost
-        self._run("session", "2m", checkpoint, verify, wait_after_free=3.0)
+        self._run("session", "2m", checkpoint, verify, wait_after_free=3.0,
+                  after_free=lambda s, d: checkpoint(s, d, offset=17))
 
     def test_queue_data_dir_full(self):
         # What queue-svc acknowledged while full is checked by the accountant: a job whose
