@@ -249,23 +249,33 @@ class DrillStack(gwstack.Stack):
         return p
 
     def wait_gateway_sees(self, name, timeout=40):
-        """Waits until the gateway's /readyz shows the service up again (its breaker closed);
-        marks how long that took after the service was serving. Returns the seconds, or None
-        when the gateway is not running or did not see it within the timeout."""
+        """Waits until the gateway's /readyz shows the service up again (its breaker closed)
+        and then until a call of the gateway to it succeeds (the load makes calls; the two can
+        be seconds apart); marks both, in seconds after the service was serving. Returns the
+        seconds to the first successful call, or None when the gateway is not running or did
+        not get there within the timeout."""
         if not self.gw or not self.gw.alive():
             return None
         t0 = time.monotonic()
+        ok_metric = ("engbot_gateway_dependency_calls_total",
+                     {"dependency": name, "track": "stable", "result": "ok"})
+        base = self.gw_metric(*ok_metric) or 0.0
+        seen_up = None
         while time.monotonic() - t0 < timeout:
-            try:
-                _, body = http_get(self.gw.http_port, "/readyz", timeout=2)
-            except OSError:
-                body = ""
-            if f"{name}=up" in body:
+            if seen_up is None:
+                try:
+                    _, body = http_get(self.gw.http_port, "/readyz", timeout=2)
+                except OSError:
+                    body = ""
+                if f"{name}=up" in body:
+                    seen_up = round(time.monotonic() - t0, 2)
+                    self.mark(f"gateway /readyz shows {name} up after {seen_up} s")
+            if (self.gw_metric(*ok_metric) or 0.0) > base:
                 secs = round(time.monotonic() - t0, 2)
-                self.mark(f"gateway sees {name} up after {secs} s")
+                self.mark(f"gateway's first successful call to {name} after {secs} s")
                 return secs
             time.sleep(0.05)
-        self.mark(f"gateway did not see {name} up within {timeout} s")
+        self.mark(f"gateway made no successful call to {name} within {timeout} s")
         return None
 
     def procs_now(self):

@@ -53,19 +53,24 @@ def build_old(name):
     return r.stdout.strip().splitlines()[-1]
 
 
-def handled_ok(port, service):
-    """Sum of grpc_server_handled_total{grpc_service=service, grpc_code="OK"} by method."""
+def handled(port, service):
+    """grpc_server_handled_total{grpc_service=service} as ({method: OK count},
+    {"method code": count} of the other codes)."""
     _, text = http_get(port, "/metrics")
-    out = {}
+    ok, bad = {}, {}
     for line in text.splitlines():
         if not line.startswith("grpc_server_handled_total{"):
             continue
         series, _, value = line.rpartition(" ")
-        if f'grpc_service="{service}"' not in series or 'grpc_code="OK"' not in series:
+        if f'grpc_service="{service}"' not in series:
             continue
         m = series.split('grpc_method="', 1)[1].split('"', 1)[0]
-        out[m] = out.get(m, 0) + float(value)
-    return out
+        code = series.split('grpc_code="', 1)[1].split('"', 1)[0]
+        if code == "OK":
+            ok[m] = ok.get(m, 0) + float(value)
+        elif float(value):
+            bad[f"{m} {code}"] = bad.get(f"{m} {code}", 0) + float(value)
+    return ok, bad
 
 
 def state(s, name, d):
@@ -128,7 +133,7 @@ class Rollback(DrillCase):
                 saved = _save_searches(s, d)
                 info["saved_by_old"] = sum(1 for v in saved.values() if v)
             time.sleep(self.old_s * SCALE)
-            info["old_answered"] = handled_ok(old.http_port, SERVICE[name])
+            info["old_answered"], info["old_refused"] = handled(old.http_port, SERVICE[name])
             info["gateway_degraded_while_old"] = _degraded(s, name) - deg0
             info["old_warnings"] = [r.get("msg") for r in old.lines
                                     if r.get("level") in ("warn", "error")][:10]
