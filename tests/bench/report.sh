@@ -76,14 +76,11 @@ set style fill solid 0.8 border -1
 set boxwidth 0.9
 set yrange [0:*]
 set grid ytics
-set key top right
+set key below horizontal
 set xtics nomirror
 \$d << EOD
 $(awk '{v[$1","$2]=$3; r[$1]=1; s[$2]=1} END {
   n = split("layer svc svc-fsync cpp grpcjs", order, " ");
-  printf "rpc";
-  for (i = 1; i <= n; i++) printf " %s", order[i];
-  printf "\n";
   split("touch resolve enqueue", rs, " ");
   for (k = 1; k <= 3; k++) {
     printf "%s", rs[k];
