@@ -447,21 +447,56 @@ void sender_perform(struct sender *s, int64_t chat_id, const char *method, const
 
 /* ---- lease loops ---------------------------------------------------------------------------- */
 
-static void settle(struct sender *s, enum dep_track tr, const Engbot__Queue__V1__Job *job,
-                   const struct send_result *r)
+static void sleep_ms(struct sender *s, int64_t ms)
 {
-    struct deps *d = s->o.deps;
+    while (ms > 0 && !atomic_load(&s->stop)) {
+        int64_t step = ms > 50 ? 50 : ms;
+        usleep((useconds_t)(step * 1000));
+        ms -= step;
+    }
+}
+
+/* One settle call (Ack, Retry or Fail), retried while queue-svc does not answer -- a restart, a
+ * lost connection -- until shortly before the lease runs out: a settle that never lands makes
+ * queue-svc send the job again when the lease expires (a second copy for an Ack). Only while
+ * queue-svc looks up (DEPS_WHEN_UP): the probe thread finds it back. Any answer ends it, also
+ * FAILED_PRECONDITION (the lease is gone: queue-svc restarted without it, or it expired). */
+static int settle_call(struct sender *s, enum dep_track tr, const char *method,
+                       const ProtobufCMessage *req, const ProtobufCMessageDescriptor *desc,
+                       int64_t until_ms, struct rpc_status *st)
+{
+    int64_t backoff = 100;
+    for (;;) {
+        ProtobufCMessage *resp = NULL;
+        int code = deps_unary_on(s->o.deps, DEP_QUEUE, tr, method, req, desc, &resp,
+                                 DEPS_WHEN_UP, st);
+        if (resp)
+            protobuf_c_message_free_unpacked(resp, NULL);
+        if (!deps_code_is_failure(code) || atomic_load(&s->stop) ||
+            clock_mono_ms() + backoff >= until_ms)
+            return code;
+        sleep_ms(s, backoff);
+        backoff = backoff * 2 > 1000 ? 1000 : backoff * 2;
+    }
+}
+
+/* leased_ms: clock_mono_ms when the Lease answered (the lease runs lease_ms from about then). */
+static void settle(struct sender *s, enum dep_track tr, const Engbot__Queue__V1__Job *job,
+                   const struct send_result *r, int64_t leased_ms)
+{
     struct rpc_status st;
-    ProtobufCMessage *resp = NULL;
     int code;
     const char *what;
+    /* Keep a margin: a settle landing after the lease ran out is refused anyway. */
+    int64_t margin = s->o.lease_ms / 10 > 1000 ? 1000 : s->o.lease_ms / 10;
+    int64_t until = leased_ms + s->o.lease_ms - margin;
     if (r->o == SEND_OK) {
         Engbot__Queue__V1__AckRequest a = ENGBOT__QUEUE__V1__ACK_REQUEST__INIT;
         a.id = job->id;
         a.lease_token = job->lease_token;
         what = "Ack";
-        code = deps_unary_on(d, DEP_QUEUE, tr, "Ack", &a.base,
-                             &engbot__queue__v1__ack_response__descriptor, &resp, 0, &st);
+        code = settle_call(s, tr, what, &a.base, &engbot__queue__v1__ack_response__descriptor,
+                           until, &st);
     } else if (r->o == SEND_FAIL) {
         Engbot__Queue__V1__FailRequest f = ENGBOT__QUEUE__V1__FAIL_REQUEST__INIT;
         f.id = job->id;
@@ -470,8 +505,8 @@ static void settle(struct sender *s, enum dep_track tr, const Engbot__Queue__V1_
         what = "Fail";
         LOG_WARN("reply failed for good", LF_STR("method", job->method),
                  LF_I64("chat_id", job->lane_key), LF_STR("error", r->err));
-        code = deps_unary_on(d, DEP_QUEUE, tr, "Fail", &f.base,
-                             &engbot__queue__v1__fail_response__descriptor, &resp, 0, &st);
+        code = settle_call(s, tr, what, &f.base, &engbot__queue__v1__fail_response__descriptor,
+                           until, &st);
     } else {
         Engbot__Queue__V1__RetryRequest q = ENGBOT__QUEUE__V1__RETRY_REQUEST__INIT;
         q.id = job->id;
@@ -493,26 +528,15 @@ static void settle(struct sender *s, enum dep_track tr, const Engbot__Queue__V1_
                      LF_I64("chat_id", job->lane_key), LF_I64("new_chat_id", r->new_chat_id));
         }
         what = "Retry";
-        code = deps_unary_on(d, DEP_QUEUE, tr, "Retry", &q.base,
-                             &engbot__queue__v1__retry_response__descriptor, &resp, 0, &st);
+        code = settle_call(s, tr, what, &q.base, &engbot__queue__v1__retry_response__descriptor,
+                           until, &st);
         free(np);
     }
-    if (resp)
-        protobuf_c_message_free_unpacked(resp, NULL);
     if (code != RPC_OK) {
         metric_inc(s->settle_fail);
         LOG_WARN("queue-svc did not take the outcome (the lease will expire and the job return)",
                  LF_STR("call", what), LF_U64("job", job->id), LF_STR("code", rpc_code_name(code)),
                  LF_STR("error", st.message));
-    }
-}
-
-static void sleep_ms(struct sender *s, int64_t ms)
-{
-    while (ms > 0 && !atomic_load(&s->stop)) {
-        int64_t step = ms > 50 ? 50 : ms;
-        usleep((useconds_t)(step * 1000));
-        ms -= step;
     }
 }
 
@@ -546,6 +570,7 @@ static void *lease_loop(void *arg)
             sleep_ms(s, 200);
             continue;
         }
+        int64_t leased_ms = clock_mono_ms();
         Engbot__Queue__V1__LeaseResponse *lresp = (Engbot__Queue__V1__LeaseResponse *)m;
         for (size_t i = 0; i < lresp->n_jobs; i++) {
             const Engbot__Queue__V1__Job *job = lresp->jobs[i];
@@ -559,7 +584,7 @@ static void *lease_loop(void *arg)
             sender_perform(s, job->lane_key, job->method ? job->method : "", payload,
                            job->payload.len, &r);
             free(payload);
-            settle(s, la->track, job, &r);
+            settle(s, la->track, job, &r, leased_ms);
         }
         protobuf_c_message_free_unpacked(m, NULL);
     }

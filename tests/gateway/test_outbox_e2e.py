@@ -37,12 +37,14 @@ def queue_metric(s, name, labels=None):
 
 class BlackholeProxy:
     """A TCP proxy to one address. With swallow on, bytes from the server are read and dropped
-    (requests still reach it: it acts on them, the client never hears back); heal() closes every
-    connection (an HTTP/2 stream that lost bytes cannot go on) and forwards normally again."""
+    (requests still reach it: it acts on them, the client never hears back); with drop on, bytes
+    from the client are dropped too (nothing reaches it). heal() closes every connection (an
+    HTTP/2 stream that lost bytes cannot go on) and forwards normally again."""
 
     def __init__(self, target_port):
         self.target = ("127.0.0.1", target_port)
         self.swallow = False
+        self.drop = False
         self.conns = []
         self.lock = threading.Lock()
         self.ls = socket.socket()
@@ -75,7 +77,7 @@ class BlackholeProxy:
                 b = src.recv(65536)
                 if not b:
                     break
-                if from_server and self.swallow:
+                if self.drop or (from_server and self.swallow):
                     continue
                 dst.sendall(b)
         except OSError:
@@ -95,7 +97,7 @@ class BlackholeProxy:
                 x.close()
             except OSError:
                 pass
-        self.swallow = False
+        self.swallow = self.drop = False
 
     def close(self):
         self.closed = True
@@ -172,6 +174,39 @@ class UnknownOutcome(unittest.TestCase):
         self.assertGreaterEqual(s.metric("engbot_gateway_enqueue_retries_total",
                                          {"reason": "unknown"}), 1)
         self.assertGreaterEqual(s.metric("engbot_gateway_outbox_total", {"path": "duplicate"}), 1)
+
+
+class LostAck(unittest.TestCase):
+    def test_ack_that_gets_no_answer_is_retried_not_sent_again(self):
+        """A reply is sent while queue-svc becomes unreachable (nothing gets through either
+        way); its Ack fails. The sender retries the Ack once queue-svc is reachable again,
+        within the lease, so queue-svc does not send the reply a second time when the lease
+        runs out. (Before, the Ack was tried once and the job went out again after LEASE_TIME.)"""
+        require(*ALL)
+        s = Stack(start_gateway=False)
+        self.addCleanup(s.close)
+        proxy = BlackholeProxy(s.ports["queue"])
+        self.addCleanup(proxy.close)
+        s.gw_env.update({"QUEUE_SVC_ADDR": f"127.0.0.1:{proxy.port}", "QUEUE_DEADLINE": "500ms",
+                         "LEASE_TIME": "8s"})
+        s.start_gateway()
+        chat = 4251
+        s.say(chat, "/help")
+        s.wait_for(chat, 1)
+        s.ctl("/control/fault", {"kind": "slow", "method": "sendMessage", "chat_id": chat,
+                                 "delay_ms": 1500, "count": 1})
+        s.say(chat, "/search ak1")
+        t0 = time.monotonic()
+        time.sleep(0.5)  # queued, leased, and its sendMessage in flight (1.5 s)
+        proxy.drop = True
+        time.sleep(2.5)  # the send completed; its Ack got no answer
+        proxy.heal()
+        s.wait_for(chat, 1, timeout=10)
+        time.sleep(max(0.0, 8 + 3 - (time.monotonic() - t0)))  # past the 8 s lease
+        got = [t for t in texts(s, chat) if nothing("ak1") in t]
+        self.assertEqual(len(got), 1, texts(s, chat))
+        self.assertEqual(s.metric("engbot_gateway_queue_settle_failures_total"), 0)
+        self.assertEqual(queue_metric(s, "queue_lease_expired_total"), 0)
 
 
 class QueueFull(unittest.TestCase):
