@@ -271,6 +271,23 @@ void broker_drain(struct broker *b)
     finish_all(done);
 }
 
+int64_t broker_wait_settled(struct broker *b, int64_t max_ms)
+{
+    int64_t t0 = clock_mono_ms();
+    for (;;) {
+        struct queue_stats st;
+        pthread_mutex_lock(&b->mu);
+        queue_stats(b->q, &st);
+        pthread_mutex_unlock(&b->mu);
+        if (st.leased == 0)
+            return 0;
+        if (clock_mono_ms() - t0 >= max_ms)
+            return (int64_t)st.leased;
+        struct timespec ts = {0, 20 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+}
+
 void broker_close(struct broker *b)
 {
     if (!b)
@@ -323,7 +340,8 @@ bool broker_lease(struct broker *b, const struct broker_lease *l)
     int64_t now = now_locked(b);
     queue_set_durable(b->q, wal_durable_seq(b->w), now);
     queue_tick(b->q, now);
-    size_t n = take_for(b, l, now);
+    /* Draining: no new leases (the jobs wait in the WAL for the next process). */
+    size_t n = b->draining ? 0 : take_for(b, l, now);
     if (n > 0 || l->wait_ms <= 0 || b->draining) {
         bool wake = false;
         maybe_kick(b, &wake); /* new leases may end before the planned wake */

@@ -30,6 +30,10 @@ struct broker *broker_open(const struct broker_opts *o, struct wal_replay_stats 
 /* At the start of a drain: every waiting Lease is answered (with no jobs) and later ones do
  * not wait. */
 void broker_drain(struct broker *b);
+/* After broker_drain, while the server still takes calls: waits up to max_ms for the jobs
+ * already leased to be settled (Ack, Retry, Fail), so a rolling restart does not hand out a
+ * job whose send already happened. Returns the leases still open. */
+int64_t broker_wait_settled(struct broker *b, int64_t max_ms);
 /* After the server drained: stops the scheduler, compacts, flushes and closes the log (every
  * pending done callback has run when it returns), frees everything. */
 void broker_close(struct broker *b);

@@ -23,6 +23,7 @@ struct settings {
     int64_t backoff_base, backoff_max;
     bool fsync;
     int64_t sync_interval, compact_bytes;
+    int64_t drain_settle;
     char *data_dir;
 };
 
@@ -58,6 +59,9 @@ static const struct conf_opt queue_opts_table[] = {
      "longest lease_ms a Lease may ask for"},
     {"max-lease-wait", CONF_DURATION, &S.max_lease_wait, "30s", 0, 600000,
      "longest a Lease waits for a job (long poll) before answering with none"},
+    {"drain-settle", CONF_DURATION, &S.drain_settle, "5s", 0, 600000,
+     "at SIGTERM, how long to keep taking Ack/Retry/Fail of jobs already leased (no new leases) "
+     "before stopping, so a rolling restart does not send them twice; keep below DRAIN_GRACE"},
     {"max-payload", CONF_SIZE, &S.max_payload, "64KiB", 1024, 4 << 20,
      "largest job payload (Enqueue answers INVALID_ARGUMENT above it)"},
     {"dead-letter-max", CONF_INT, &S.dead_max, "10000", 1, 10000000,
@@ -177,6 +181,7 @@ int main(int argc, char **argv)
     qmetrics_init(&o);
     struct qservice_opts so = {
         .max_lease_wait_ms = S.max_lease_wait,
+        .drain_settle_ms = S.drain_settle,
         .max_lease_ms = S.max_lease_timeout,
         .reply_max_bytes = (size_t)(common.max_send_msg / 2),
         .max_size = (uint64_t)S.max_size,

@@ -11,6 +11,7 @@
 
 #include "clock.h"
 #include "conf.h"
+#include "log.h"
 #include "engbot/queue/v1/queue.pb-c.h"
 
 #include <errno.h>
@@ -573,11 +574,20 @@ static int h_stats(struct rpc_call *c, const ProtobufCMessage *req, ProtobufCMes
 /* ---- registration ------------------------------------------------------------------------------
  */
 
+/* At SIGTERM, before the server stops taking calls: answer the waiting Leases, lease nothing
+ * more, and give the senders DRAIN_SETTLE to report what they did with the jobs they hold --
+ * an Ack refused by a stopping server would make the next process send the job again. */
 static void drain_hook(void *arg)
 {
     struct qservice *qs = arg;
-    if (qs->b)
-        broker_drain(qs->b);
+    if (!qs->b)
+        return;
+    broker_drain(qs->b);
+    int64_t open = broker_wait_settled(qs->b, qs->o.drain_settle_ms);
+    if (open)
+        LOG_WARN("leases still open at the end of DRAIN_SETTLE: those jobs go out again after "
+                 "the restart",
+                 LF_I64("leases", open), LF_I64("drain_settle_ms", qs->o.drain_settle_ms));
 }
 
 struct qservice *qservice_new(const struct qservice_opts *o)

@@ -12,6 +12,7 @@ struct qservice_opts {
     int64_t max_lease_ms;      /* longest lease a sender may ask for */
     size_t reply_max_bytes;    /* payload bytes per Lease/Peek/ListDeadLetters answer */
     uint64_t max_size;         /* QUEUE_MAX_SIZE (GetStats) */
+    int64_t drain_settle_ms;   /* DRAIN_SETTLE: at SIGTERM, wait this long for open leases */
 };
 
 struct qservice;
