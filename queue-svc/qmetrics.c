@@ -23,10 +23,12 @@ void qmetrics_init(struct broker_opts *o)
     c[QC_DEDUPLICATED] = metrics_counter(
         "queue_deduplicated_total",
         "Enqueues answered with an earlier job of the same dedupe key (no new job).");
-    const char *rej = "Enqueues refused, by reason (queue_full, lane_full, bytes_full, invalid).";
+    const char *rej = "Enqueues refused, by reason (queue_full, lane_full, bytes_full, "
+                      "deadline: could not go out before its deadline, invalid).";
     c[QC_REJ_QUEUE_FULL] = labelled("queue_rejected_total", rej, "reason", "queue_full");
     c[QC_REJ_LANE_FULL] = labelled("queue_rejected_total", rej, "reason", "lane_full");
     c[QC_REJ_BYTES_FULL] = labelled("queue_rejected_total", rej, "reason", "bytes_full");
+    c[QC_REJ_DEADLINE] = labelled("queue_rejected_total", rej, "reason", "deadline");
     c[QC_REJ_INVALID] = labelled("queue_rejected_total", rej, "reason", "invalid");
     c[QC_LEASED] = metrics_counter("queue_leased_total", "Jobs handed to senders.");
     c[QC_ACKED] = metrics_counter("queue_acked_total", "Jobs acknowledged as sent.");

@@ -439,6 +439,32 @@ enum qerr queue_enqueue(struct queue *q, const struct enq_spec *s, int64_t now,
         }
     }
 
+    /* A job that cannot go out before its deadline at the configured rates would only expire
+     * in the queue, unanswered: refuse it now, so the caller knows (reject policy only; with
+     * drop-oldest the oldest make room). The estimate is the pace of the global bucket over
+     * every job ahead and of the lane's bucket over the jobs ahead in the lane. */
+    if (!q->o.drop_oldest) {
+        int64_t ttl = s->timeout_ms ? (int64_t)s->timeout_ms : q->o.default_ttl_ms;
+        uint64_t ahead_all = q->nqueued + q->nleased, ahead_lane = lane_size(l);
+        const struct rate *lr = lane_rate(q, (enum lane_kind)(s->kind ? s->kind : LK_PRIVATE));
+        int64_t wait_g = q->o.global.n > 0
+                             ? (int64_t)(ahead_all * (uint64_t)q->o.global.period_ms /
+                                         (uint64_t)q->o.global.n)
+                             : 0;
+        int64_t wait_l =
+            lr->n > 0 ? (int64_t)(ahead_lane * (uint64_t)lr->period_ms / (uint64_t)lr->n) : 0;
+        int64_t wait = wait_g > wait_l ? wait_g : wait_l;
+        if (wait > ttl) {
+            q_count(q, QC_REJ_DEADLINE);
+            q_seterr(q,
+                     "the job would wait about %" PRId64 " s (%" PRIu64 " jobs ahead, %" PRIu64
+                     " in lane %" PRId64 ") but expires in %" PRId64
+                     " s: retry later or with a longer timeout_ms",
+                     wait / 1000, ahead_all, ahead_lane, s->lane_key, ttl / 1000);
+            return Q_EFULL;
+        }
+    }
+
     /* drop-oldest: make room (each drop is logged and counted). */
     if (drop_in_lane) {
         struct job *old = l->head;

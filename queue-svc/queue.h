@@ -61,6 +61,7 @@ enum qcounter {
     QC_REJ_QUEUE_FULL,
     QC_REJ_LANE_FULL,
     QC_REJ_BYTES_FULL,
+    QC_REJ_DEADLINE, /* it could not go out before its deadline at the configured rates */
     QC_REJ_INVALID,
     QC_LEASED,
     QC_ACKED,

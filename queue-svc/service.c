@@ -542,7 +542,8 @@ static void do_stats(void *arg, struct queue *q, int64_t now)
     rs->bytes = st.bytes;
     rs->enqueued_total = queue_counter(q, QC_ENQUEUED);
     rs->rejected_total = queue_counter(q, QC_REJ_QUEUE_FULL) + queue_counter(q, QC_REJ_LANE_FULL) +
-                         queue_counter(q, QC_REJ_BYTES_FULL) + queue_counter(q, QC_REJ_INVALID);
+                         queue_counter(q, QC_REJ_BYTES_FULL) + queue_counter(q, QC_REJ_DEADLINE) +
+                         queue_counter(q, QC_REJ_INVALID);
     rs->expired_total = queue_counter(q, QC_EXPIRED);
     rs->acked_total = queue_counter(q, QC_ACKED);
     rs->retried_total =

@@ -757,3 +757,37 @@ TEST(idle_lanes_are_forgotten_once_their_bucket_is_full)
     ASSERT_EQ(got, 2); /* 3 - 1 + 0.999 tokens */
     queue_free(q);
 }
+
+/* A job that could not go out before its deadline at the configured rates is refused at once
+ * (drills F7: accepted jobs used to expire unanswered), by the lane's pace and the global one. */
+TEST(refuses_a_job_that_would_expire_before_its_turn)
+{
+    struct queue_opts o = defaults();
+    o.group = (struct rate){20, 60000, 1};   /* one every 3 s */
+    o.global = (struct rate){30, 1000, 10};  /* one every 33 ms */
+    o.default_ttl_ms = 30000;
+    struct queue *q = queue_new(&o, NULL, NULL);
+    struct enq_result r;
+    int accepted = 0;
+    for (int i = 0; i < 20; i++)
+        if (enq_full(q, -100123, LK_GROUP, "g", NULL, 0, 0, &r) == Q_OK)
+            accepted++;
+    ASSERT_EQ(accepted, 11); /* 10 ahead x 3 s = 30 s: the 11th still makes it, the 12th not */
+    ASSERT_EQ(queue_counter(q, QC_REJ_DEADLINE), 9);
+    ASSERT_CONTAINS(queue_errstr(q), "expires in 30 s");
+    /* A longer timeout is accepted; another lane is not affected by this one's backlog. */
+    ASSERT_EQ(enq_full(q, -100123, LK_GROUP, "g", NULL, 600000, 0, &r), Q_OK);
+    ASSERT_EQ(enq_full(q, 42, LK_PRIVATE, "p", NULL, 0, 0, &r), Q_OK);
+    /* The global pace: 1000 jobs ahead at 30/s is ~33 s. */
+    struct queue_opts o2 = defaults();
+    o2.global = (struct rate){30, 1000, 10};
+    o2.max_jobs = 5000;
+    o2.lane_max = 5000;
+    struct queue *q2 = queue_new(&o2, NULL, NULL);
+    int ok2 = 0;
+    for (int i = 0; i < 1000; i++)
+        ok2 += enq_full(q2, 1000 + i, LK_PRIVATE, "x", NULL, 0, 0, &r) == Q_OK;
+    ASSERT_EQ(ok2, 901); /* 900 ahead = 30 s */
+    queue_free(q);
+    queue_free(q2);
+}
