@@ -51,7 +51,7 @@ case "$family" in
     "$py" soak.py --out "$DRILLS_RESULTS" || rc=$?
     png=${SOAK_PNG:-$DRILLS_RESULTS/soak.png}
     if command -v gnuplot >/dev/null; then
-      gnuplot -e "csv='$DRILLS_RESULTS/soak.csv'; png='$png'; title='engbot soak: ${SOAK_MINUTES:-60} min, a fault every ${SOAK_FAULT_EVERY:-120} s'" plot_soak.gp
+      gnuplot -e "csv='$DRILLS_RESULTS/soak.csv'; faults='$DRILLS_RESULTS/soak-faults.csv'; png='$png'; title='engbot soak: ${SOAK_MINUTES:-60} min, a fault every ${SOAK_FAULT_EVERY:-120} s'" plot_soak.gp
       echo "soak: curve in $png"
     else
       echo "soak: gnuplot not installed; the numbers are in $DRILLS_RESULTS/soak.csv" >&2
