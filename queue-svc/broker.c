@@ -102,8 +102,14 @@ static void waiter_unlink(struct broker *b, struct waiter *w)
     atomic_fetch_sub(&b->nwaiting, 1);
 }
 
+/* Leases the ready jobs a waiter or caller may take. None while the write-ahead log cannot be
+ * written: the outcome (Ack/Retry/Fail) of a job leased now could not be recorded either, so a
+ * crash before the disk recovers would send it a second time. The jobs wait; on_durable wakes
+ * the waiters once the log is written again. */
 static size_t take_for(struct broker *b, const struct broker_lease *l, int64_t now)
 {
+    if (wal_error(b->w))
+        return 0;
     struct job *jobs[128];
     size_t max = l->max_jobs < 128 ? l->max_jobs : 128;
     size_t n = queue_take(b->q, now, max, l->lease_ms, l->max_bytes, jobs);
@@ -164,6 +170,8 @@ static int64_t run_once(struct broker *b)
     int64_t next = queue_next_tick(b->q);
     if (b->wh) {
         int64_t r = queue_next_ready(b->q, now);
+        if (r <= now && wal_error(b->w))
+            r = now + 100; /* take_for holds jobs back: look again soon, do not spin */
         if (r < next)
             next = r;
         for (struct waiter *w = b->wh; w; w = w->next)
