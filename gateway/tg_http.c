@@ -199,7 +199,7 @@ static int perform(struct tg_http *t, CURL *h, const char *method, struct tg_res
     else if (rc == CURLE_ABORTED_BY_CALLBACK)
         snprintf(r->err, sizeof r->err, "%s: aborted (shutting down)", method);
     else
-        snprintf(r->err, sizeof r->err, "%s: %s", method,
+        snprintf(r->err, sizeof r->err, "%s: %.200s", method,
                  errbuf[0] ? errbuf : curl_easy_strerror(rc));
     tg_http_scrub(t, r->err, sizeof r->err);
     return -1;
