@@ -273,7 +273,7 @@ static bool upload_document(struct sender *s, const struct tg_doc_job *j, enum d
     snprintf(path, sizeof path, "%s", f.cur->entry->path ? f.cur->entry->path : j->path);
     if (entry_copy.size > s->o.upload_limit) {
         r->o = SEND_FAIL;
-        snprintf(r->err, sizeof r->err, "%s is %llu bytes, over the upload limit", path,
+        snprintf(r->err, sizeof r->err, "%.200s is %llu bytes, over the upload limit", path,
                  (unsigned long long)entry_copy.size);
         goto out;
     }

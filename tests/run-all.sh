@@ -19,7 +19,7 @@ step "setup"
 ./deploy/setup-debian.sh
 
 step "build (Werror)"
-cmake -S . -B build -DENGBOT_WERROR=ON >/dev/null
+cmake -S . -B build -DENGBOT_WERROR=ON -DENGBOT_SKIP= >/dev/null
 cmake --build build -j"$jobs"
 
 step "test suite"
@@ -33,14 +33,14 @@ buf=tests/node/node_modules/.bin/buf
 if [ -x deploy/check-manifests.sh ]; then :; fi
 
 step "ASan+UBSan build and suite"
-cmake -S . -B build-asan -DENGBOT_WERROR=ON -DENGBOT_SANITIZE=address,undefined \
+cmake -S . -B build-asan -DENGBOT_WERROR=ON -DENGBOT_SANITIZE=address,undefined -DENGBOT_SKIP= \
       -DCMAKE_BUILD_TYPE=Debug -DENGBOT_BENCH_PEERS=OFF >/dev/null
 cmake --build build-asan -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan --output-on-failure -j"$jobs"
 
 step "fuzz targets (${fuzz_seconds}s each)"
-cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DENGBOT_FUZZ=ON \
+cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DENGBOT_FUZZ=ON -DENGBOT_SKIP= \
       -DENGBOT_SANITIZE=address,undefined -DENGBOT_BENCH_PEERS=OFF >/dev/null
 cmake --build build-fuzz -j"$jobs"
 ./tests/fuzz.sh build-fuzz "$fuzz_seconds"
