@@ -86,7 +86,11 @@ class DrillCase(unittest.TestCase):
         info["drain_seconds"] = round(time.time() - t, 1)
         tm["drain_and_final_round"] = time.time() - t
         t = time.time()
-        rep = account(d, **(acct_kw or {}))
+        kw = dict(acct_kw or {})
+        if kw.pop("gateway_inflight", False):
+            kw["gateway_kills_ms"] = [t for t, what in s.timeline
+                                      if what == "stop gateway (kill9)"]
+        rep = account(d, **kw)
         tm["account"] = time.time() - t
         rep.numbers["timing_s"] = {k: round(v, 1) for k, v in tm.items()}
         rep.numbers["fault"] = info

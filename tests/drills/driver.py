@@ -422,8 +422,11 @@ class Report:
         return "\n".join(out)
 
 
+INFLIGHT_WINDOW_MS = 1000
+
+
 def account(drv, check_sessions=True, check_queue=True, allowed_duplicates=0,
-            allowed_missing=0, unanswered_presses_in_fault=False):
+            allowed_missing=0, unanswered_presses_in_fault=False, gateway_kills_ms=()):
     """The accountant. Per chat, the reply events after setup are walked in transcript order:
     an event with a key (the search token, the file name) is matched to the earliest
     unanswered action with that key; an event without one (a degraded reply such as "Files are
@@ -440,6 +443,11 @@ def account(drv, check_sessions=True, check_queue=True, allowed_duplicates=0,
     - with check_sessions: each chat's session exists, was created before the load (not lost
       and re-created) and holds the chat's final search;
     - with check_queue: queue-svc holds nothing (queued, leased, dead letters) at the end.
+    gateway_kills_ms: times the gateway was killed (-9). A Telegram call in flight at that
+    moment may have taken effect without the gateway learning it (the Bot API has no
+    idempotency key), so its job is sent again after the lease expires: a second copy whose
+    first copy reached Telegram at most INFLIGHT_WINDOW_MS before a kill (and the second after
+    it) is counted as "duplicates_in_flight_at_kill", not as a problem. Any other is one.
     """
     rep = Report()
     files = drv.files
@@ -458,6 +466,7 @@ def account(drv, check_sessions=True, check_queue=True, allowed_duplicates=0,
     lat_by_phase = {}
     uploads = by_file_id = 0
     missing_list, dup_list, order_list = [], [], []
+    n_dup_inflight, inflight_list = 0, []
     for c in drv.chats:
         acts = c.actions
         n_actions += len(acts)
@@ -466,6 +475,7 @@ def account(drv, check_sessions=True, check_queue=True, allowed_duplicates=0,
         for a in acts:
             unmatched_by_key.setdefault(a.key, []).append(a.idx)
         last = -1
+        first_by_key = {}
         for e in by_chat.get(c.id, []):
             key, cls = classify(e)
             classes[cls] = classes.get(cls, 0) + 1
@@ -474,6 +484,14 @@ def account(drv, check_sessions=True, check_queue=True, allowed_duplicates=0,
                 lst = unmatched_by_key.get(key)
                 if lst:
                     i = lst.pop(0)
+                    first_by_key[key] = e
+                elif key in first_by_key and any(
+                        k - INFLIGHT_WINDOW_MS <= first_by_key[key]["ts_ms"] <= k + 100
+                        and e["ts_ms"] > k for k in gateway_kills_ms):
+                    n_dup_inflight += 1
+                    inflight_list.append(f"chat {c.id}: {key} (seq {first_by_key[key]['seq']} "
+                                         f"and {e['seq']})")
+                    continue
                 else:
                     n_dup += 1
                     rep.bad_chats.add(c.id)
@@ -545,6 +563,11 @@ def account(drv, check_sessions=True, check_queue=True, allowed_duplicates=0,
     })
     if n_unanswered:
         rep.numbers["presses_unanswered_in_fault"] = n_unanswered
+    if gateway_kills_ms:
+        rep.numbers["duplicates_in_flight_at_kill"] = n_dup_inflight
+    if n_dup_inflight:
+        rep.notes.append(f"{n_dup_inflight} reply(ies) sent again after being in flight to "
+                         f"Telegram when the gateway was killed: " + "; ".join(inflight_list[:5]))
     rep.numbers["latency_ms_by_phase"] = {
         ph: {"n": len(v), "p50": _r(pct(v, 50)), "p95": _r(pct(v, 95)), "max": _r(max(v))}
         for ph, v in sorted(lat_by_phase.items())}

@@ -39,6 +39,19 @@ grpc.__path__.append(os.path.join(BUILD, "gen", "py", "grpc"))
 from grpc.health.v1 import health_pb2  # noqa: E402
 
 
+def sanitizers():
+    """The sanitizers the build under test was made with (ENGBOT_SANITIZE in its CMake cache,
+    e.g. "address,undefined"), or "" for a plain build."""
+    try:
+        with open(os.path.join(BUILD, "CMakeCache.txt")) as f:
+            for line in f:
+                if line.startswith("ENGBOT_SANITIZE:"):
+                    return line.split("=", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
 def buf_path():
     """The buf CLI (npm @bufbuild/buf), or None when it is not installed."""
     b = os.environ.get("BUF")
