@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -64,7 +65,7 @@ static int64_t events_seen;   /* events of our chats printed so far */
 static int64_t last_event_ms; /* monotonic time of the last one */
 static bool in_group;
 static bool interactive;
-static volatile sig_atomic_t quitting;
+static atomic_int quitting; /* set by the signal handler and main, read by the poller */
 static struct {
     int64_t chat_id, message_id;
     int n;
