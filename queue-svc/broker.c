@@ -10,14 +10,18 @@
 #include "broker.h"
 
 #include "clock.h"
+#include "durable.h"
 #include "log.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 struct waiter {
     struct broker_lease l;
@@ -31,6 +35,8 @@ struct broker {
     struct wal *w;
     int64_t last_now;
     bool draining;
+    int64_t hold_until; /* queue clock: nothing is leased before it (restart hold) */
+    char *dir;          /* DATA_DIR (the clean-stop mark) */
     struct waiter *wh, *wt; /* waiting Lease calls, oldest first */
     _Atomic uint64_t nwaiting;
 
@@ -108,7 +114,7 @@ static void waiter_unlink(struct broker *b, struct waiter *w)
  * the waiters once the log is written again. */
 static size_t take_for(struct broker *b, const struct broker_lease *l, int64_t now)
 {
-    if (wal_error(b->w))
+    if (wal_error(b->w) || now < b->hold_until)
         return 0;
     struct job *jobs[128];
     size_t max = l->max_jobs < 128 ? l->max_jobs : 128;
@@ -172,6 +178,8 @@ static int64_t run_once(struct broker *b)
         int64_t r = queue_next_ready(b->q, now);
         if (r <= now && wal_error(b->w))
             r = now + 100; /* take_for holds jobs back: look again soon, do not spin */
+        if (r < b->hold_until)
+            r = b->hold_until;
         if (r < next)
             next = r;
         for (struct waiter *w = b->wh; w; w = w->next)
@@ -225,6 +233,48 @@ static void *sched_main(void *arg)
     return NULL;
 }
 
+/* ---- restart hold ----------------------------------------------------------------------------
+ * A clean stop (every lease settled) leaves CLEAN_MARK in DATA_DIR; the next start removes it.
+ * A start without it follows a crash: the jobs leased then came back ready, and their senders
+ * may have sent them and still be retrying the Ack. For restart_hold_ms nothing is leased, and
+ * queue_ack takes an Ack for a restored job that was not leased again (orphan) — otherwise
+ * the job would go out a second time (drills F9). */
+
+#define CLEAN_MARK "clean-stop"
+
+static void restart_hold(struct broker *b, int64_t hold_ms)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", b->dir, CLEAN_MARK);
+    if (unlink(path) == 0) {
+        durable_sync_dir(b->dir); /* gone before anything is leased: a crash is not clean */
+        return;
+    }
+    size_t n = queue_mark_orphans(b->q);
+    if (n == 0 || hold_ms <= 0)
+        return;
+    b->hold_until = b->last_now + hold_ms;
+    LOG_INFO("started without a clean stop (a crash, or leases still open at the stop): "
+             "holding the restored jobs so that their senders can still acknowledge them",
+             LF_I64("jobs", n), LF_I64("hold_ms", hold_ms), LF_STR("setting", "RESTART_HOLD"));
+}
+
+static void mark_clean(struct broker *b)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", b->dir, CLEAN_MARK);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0 || fsync(fd) < 0) {
+        LOG_WARN("cannot mark the stop as clean (the next start holds its jobs for RESTART_HOLD)",
+                 LF_STR("path", path), LF_STR("error", strerror(errno)));
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    close(fd);
+    durable_sync_dir(b->dir);
+}
+
 /* ---- API ----------------------------------------------------------------------------------------
  */
 
@@ -258,6 +308,10 @@ struct broker *broker_open(const struct broker_opts *o, struct wal_replay_stats 
         return NULL;
     }
     b->last_now = clock_now_ms();
+    b->dir = strdup(o->w.dir);
+    if (!b->dir)
+        abort();
+    restart_hold(b, o->restart_hold_ms);
     if (pthread_create(&b->sched, NULL, sched_main, b) != 0)
         abort();
     pthread_setname_np(b->sched, "queue-sched");
@@ -306,7 +360,15 @@ void broker_close(struct broker *b)
     pthread_cond_signal(&b->kcv);
     pthread_mutex_unlock(&b->kmu);
     pthread_join(b->sched, NULL);
+    pthread_mutex_lock(&b->mu);
+    struct queue_stats st;
+    queue_stats(b->q, &st);
+    pthread_mutex_unlock(&b->mu);
+    int werr = wal_error(b->w);
     wal_close(b->w);
+    if (st.leased == 0 && !werr)
+        mark_clean(b);
+    free(b->dir);
     queue_free(b->q);
     pthread_mutex_destroy(&b->mu);
     pthread_mutex_destroy(&b->kmu);

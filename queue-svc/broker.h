@@ -18,6 +18,10 @@
 struct broker_opts {
     struct queue_opts q;
     struct wal_opts w;
+    /* After a start that did not follow a clean stop: how long the restored jobs are held
+     * (nothing leased) so that senders of the killed process can still Ack what they sent
+     * (queue_ack accepts it for a job not leased again). 0 = no hold. */
+    int64_t restart_hold_ms;
     /* optional metrics (NULL entries are skipped): see queue_set_metrics */
     struct metric *counters[QC_N], *gauges[4], *time_in_queue;
 };

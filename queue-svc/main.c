@@ -24,6 +24,7 @@ struct settings {
     bool fsync;
     int64_t sync_interval, compact_bytes;
     int64_t drain_settle;
+    int64_t restart_hold;
     char *data_dir;
 };
 
@@ -62,6 +63,10 @@ static const struct conf_opt queue_opts_table[] = {
     {"drain-settle", CONF_DURATION, &S.drain_settle, "5s", 0, 600000,
      "at SIGTERM, how long to keep taking Ack/Retry/Fail of jobs already leased (no new leases) "
      "before stopping, so a rolling restart does not send them twice; keep below DRAIN_GRACE"},
+    {"restart-hold", CONF_DURATION, &S.restart_hold, "5s", 0, 600000,
+     "after a start that did not follow a clean stop (a crash, kill -9, OOM): lease nothing for "
+     "this long, so senders of the killed process can still Ack the jobs they sent (they come "
+     "back ready: leases are not logged) instead of those being sent twice; 0 = no hold"},
     {"max-payload", CONF_SIZE, &S.max_payload, "64KiB", 1024, 4 << 20,
      "largest job payload (Enqueue answers INVALID_ARGUMENT above it)"},
     {"dead-letter-max", CONF_INT, &S.dead_max, "10000", 1, 10000000,
@@ -165,6 +170,7 @@ int main(int argc, char **argv)
                 PROG, (long long)S.max_payload, (long long)common.max_recv_msg);
         exit(2);
     }
+    o.restart_hold_ms = S.restart_hold;
     o.w = (struct wal_opts){
         .dir = S.data_dir,
         .fsync = S.fsync,

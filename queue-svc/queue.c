@@ -542,6 +542,7 @@ size_t queue_take(struct queue *q, int64_t now, size_t max, int64_t lease_ms, si
         heap_remove(&q->deadlines, &j->deadline_node);
         l->in_flight = j;
         j->state = JS_LEASED;
+        j->orphan = false; /* leased again: an Ack from before the crash no longer counts */
         j->attempts++;
         j->lease_token = new_token(q);
         j->lease_deadline_ms = now + lease_ms;
@@ -602,10 +603,24 @@ enum qerr queue_check_lease(struct queue *q, uint64_t id, uint64_t token)
     return lookup_lease(q, id, token, &j);
 }
 
+size_t queue_mark_orphans(struct queue *q)
+{
+    size_t n = 0;
+    for (struct job *j = q->all_head; j; j = j->anext) {
+        if (j->state == JS_QUEUED) {
+            j->orphan = true;
+            n++;
+        }
+    }
+    return n;
+}
+
 enum qerr queue_ack(struct queue *q, uint64_t id, uint64_t token, int64_t now)
 {
-    struct job *j;
-    enum qerr e = lookup_lease(q, id, token, &j);
+    struct job *j = hmap_get(&q->jobs, id, NULL, NULL);
+    enum qerr e = Q_OK;
+    if (!j || !j->orphan || j->state != JS_QUEUED)
+        e = lookup_lease(q, id, token, &j);
     if (e != Q_OK)
         return e;
     struct lane *l = j->lane;

@@ -125,6 +125,7 @@ struct job {
     int64_t lease_deadline_ms;
     char *last_error; /* NULL = none */
     uint64_t seq;     /* WAL record that made it visible; leasable once durable */
+    bool orphan;      /* restored after a crash and not leased since: see queue_mark_orphans */
 
     /* private to queue.c */
     struct lane *lane;
@@ -201,6 +202,11 @@ enum qerr queue_enqueue(struct queue *q, const struct enq_spec *s, int64_t now,
 size_t queue_take(struct queue *q, int64_t now, size_t max, int64_t lease_ms, size_t max_bytes,
                   struct job **out);
 enum qerr queue_ack(struct queue *q, uint64_t id, uint64_t token, int64_t now);
+/* After a restore that followed a crash: marks every queued job an orphan (it may have been
+ * leased, and sent, by the process that crashed: leases are not logged). Until it is leased
+ * again, queue_ack takes an Ack for it whatever the lease_token, so the sender's retried Ack
+ * is not refused and the job sent twice. Returns how many were marked. */
+size_t queue_mark_orphans(struct queue *q);
 
 struct retry_spec {
     uint64_t id, token;

@@ -124,9 +124,13 @@ class QueueRestart(unittest.TestCase):
         time.sleep(0.3)  # qa1's Ack is durable
         s.stop_service("queue", kill=True)
         s.say(chat, "/search qa4", chat_type="group", mark=False)
-        time.sleep(0.5)
-        held = s.metric("engbot_gateway_outbox_waiting")
-        time.sleep(1.5)
+        # Held while queue-svc is down (polled: a slow build, e.g. TSan, takes a while to
+        # get the update at all); queue-svc stays down 2 s.
+        t_end = time.monotonic() + 2.0
+        held = 0
+        while time.monotonic() < t_end:
+            held = max(held, s.metric("engbot_gateway_outbox_waiting"))
+            time.sleep(0.1)
         s.start_service("queue")
         s.wait_for(chat, 4, timeout=20)
         time.sleep(1.5)  # anything sent twice would show by now
