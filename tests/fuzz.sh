@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# fuzz.sh -- runs every libFuzzer target of a fuzz build for SECONDS each, starting from and
-# adding to its corpus in the repo (tests/**/corpus/<target>/). A crash fails the run and
+# fuzz.sh -- runs every libFuzzer target of a fuzz build for SECONDS each, starting from
+# its corpus in the repo (the CORPUS of engbot_fuzz_target); new inputs go to
+# BUILD_DIR/corpus-work/<target>/ (merge them with -merge=1). A crash fails the run and
 # leaves the reproducer in build-fuzz/crashes/.
 #   ./tests/fuzz.sh [BUILD_DIR=build-fuzz] [SECONDS=20]
 # Long campaigns: ./tests/fuzz.sh build-fuzz 1800
@@ -14,7 +15,8 @@ found=0
 for t in "$build"/fuzz/*; do
   [ -x "$t" ] || continue
   name=$(basename "$t")
-  corpus=$(find tests -type d -path "*/corpus/$name" | head -1)
+  corpus=""
+  [ -f "$t.corpus" ] && corpus=$(cat "$t.corpus")   # written by engbot_fuzz_target()
   if [ -z "$corpus" ]; then
     corpus="$build/corpus/$name"
     mkdir -p "$corpus"
