@@ -7,6 +7,7 @@ Each drill's numbers go to $DRILLS_RESULTS (default <build>/drills-results/<name
 to the test's output.
 """
 
+import faulthandler
 import json
 import os
 import shutil
@@ -39,6 +40,12 @@ class DrillCase(unittest.TestCase):
     def setUp(self):
         require_built("bot-api-emulator", "gateway", "session-svc", "cache-svc", "queue-svc")
         self.t0 = time.time()
+        # A drill that hangs is killed by ctest at its TIMEOUT with nothing to show: print
+        # every thread's stack shortly before that.
+        limit = float(os.environ.get("DRILL_TIMEOUT", "0"))
+        if limit > 20:
+            faulthandler.dump_traceback_later(limit - 10, exit=False)
+            self.addCleanup(faulthandler.cancel_dump_traceback_later)
 
     def start(self, **kw):
         skw = dict(self.stack_kw)
