@@ -30,6 +30,11 @@ sys.path.insert(0, os.path.join(BUILD, "gen", "py"))
 # Every program started from a test inherits these (they only matter in sanitizer builds).
 os.environ.setdefault("TSAN_OPTIONS", f"suppressions={SRC}/tests/tsan.supp")
 os.environ.setdefault("ASAN_OPTIONS", "detect_leaks=1")
+# The tests start processes (fork + exec) while gRPC channels are busy. With grpcio's fork
+# support on, its pthread_atfork handlers stop and restart gRPC's threads around every fork,
+# which here sometimes hung the harness (ctest timeouts) or crashed it (SIGSEGV inside
+# subprocess's fork). The children exec at once and never use gRPC: turn it off.
+os.environ["GRPC_ENABLE_FORK_SUPPORT"] = "false"
 
 import grpc  # noqa: E402
 
