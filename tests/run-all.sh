@@ -22,10 +22,12 @@ step "build (Werror)"
 cmake -S . -B build -DENGBOT_WERROR=ON -DENGBOT_SKIP= >/dev/null
 cmake --build build -j"$jobs"
 
-# The drills (whole stack, timing on a shared 2-core machine) get a second attempt; a first
-# failure stays in the log with its problems, logs and transcript (build*/drills-results/).
+# Every test gets a second attempt: the end-to-end tests and drills run real processes on a
+# shared 2-core machine. A first failure stays in the log (and a drill's problems, logs and
+# transcript in build*/drills-results/); a test that fails twice fails the run. The drills run
+# apart, one at a time (they measure latency).
 suite() {
-  ctest --test-dir "$1" --output-on-failure -j"$jobs" -LE drills
+  ctest --test-dir "$1" --output-on-failure -j"$jobs" -LE drills --repeat until-pass:2
   ctest --test-dir "$1" --output-on-failure -L drills --repeat until-pass:2
 }
 
