@@ -329,7 +329,9 @@ int params_parse_multipart(struct params *p, const char *body, size_t len, const
                 const char *hv = colon + 1;
                 size_t hvl = (size_t)(le - hv);
                 if (hn == 19 && strncasecmp(l, "Content-Disposition", 19) == 0 && !name) {
+                    /* A second Content-Disposition (the first had no name) replaces it. */
                     name = header_param(hv, hvl, "name");
+                    free(filename);
                     filename = header_param(hv, hvl, "filename");
                 } else if (hn == 12 && strncasecmp(l, "Content-Type", 12) == 0 && !ctype) {
                     ctype = trimmed(hv, hvl);
