@@ -105,6 +105,19 @@ class BlackholeProxy:
         self.heal()
 
 
+def behind_proxy(test, lease_time):
+    """A stack whose gateway reaches queue-svc through a BlackholeProxy (calls that time out
+    after 500 ms), with LEASE_TIME lease_time. Returns (stack, proxy)."""
+    s = Stack(start_gateway=False)
+    test.addCleanup(s.close)
+    proxy = BlackholeProxy(s.ports["queue"])
+    test.addCleanup(proxy.close)
+    s.gw_env.update({"QUEUE_SVC_ADDR": f"127.0.0.1:{proxy.port}", "QUEUE_DEADLINE": "500ms",
+                     "LEASE_TIME": lease_time})
+    s.start_gateway()
+    return s, proxy
+
+
 class QueueRestart(unittest.TestCase):
     def test_kill9_of_queue_svc_keeps_order_and_sends_nothing_directly(self):
         """A group's replies wait in queue-svc (one a second); queue-svc is killed and comes
@@ -150,14 +163,8 @@ class UnknownOutcome(unittest.TestCase):
         reply directly (queue-svc sends it); retrying the Enqueue finds the duplicate. The
         user gets the reply once."""
         require(*ALL)
-        s = Stack(start_gateway=False)
-        self.addCleanup(s.close)
-        proxy = BlackholeProxy(s.ports["queue"])
-        self.addCleanup(proxy.close)
         # Jobs leased while the answers are swallowed come back after LEASE_TIME.
-        s.gw_env.update({"QUEUE_SVC_ADDR": f"127.0.0.1:{proxy.port}", "QUEUE_DEADLINE": "500ms",
-                         "LEASE_TIME": "3s"})
-        s.start_gateway()
+        s, proxy = behind_proxy(self, "3s")
         chat = 4201
         s.say(chat, "/help")
         s.wait_for(chat, 1)
@@ -187,13 +194,7 @@ class LostAck(unittest.TestCase):
         within the lease, so queue-svc does not send the reply a second time when the lease
         runs out. (Before, the Ack was tried once and the job went out again after LEASE_TIME.)"""
         require(*ALL)
-        s = Stack(start_gateway=False)
-        self.addCleanup(s.close)
-        proxy = BlackholeProxy(s.ports["queue"])
-        self.addCleanup(proxy.close)
-        s.gw_env.update({"QUEUE_SVC_ADDR": f"127.0.0.1:{proxy.port}", "QUEUE_DEADLINE": "500ms",
-                         "LEASE_TIME": "8s"})
-        s.start_gateway()
+        s, proxy = behind_proxy(self, "8s")
         chat = 4251
         s.say(chat, "/help")
         s.wait_for(chat, 1)
