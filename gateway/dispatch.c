@@ -105,7 +105,11 @@ static void *worker(void *arg)
             free_lane(d, l);
         if (d->pending == 0) {
             pthread_cond_broadcast(&d->idle);
-            pthread_cond_broadcast(&d->work);
+            /* Only a drain needs every worker awake (to see there is nothing left and exit);
+             * otherwise this would wake all WORKERS each time the pool went idle, which at a
+             * few hundred updates a second cost more CPU than the updates themselves. */
+            if (d->stopping)
+                pthread_cond_broadcast(&d->work);
         }
     }
     pthread_mutex_unlock(&d->mu);

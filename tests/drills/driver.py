@@ -77,6 +77,10 @@ class Chat:
         self.browse_msg = None
         self.actions = []
         self.file_cursor = random.randrange(1000)
+        # Held from an action's index to its append: a driver thread and the test's own thread
+        # (a checkpoint, the final round) may act in the same chat at once, and two actions
+        # with one index would make the accountant match a reply to the wrong action.
+        self.mu = threading.Lock()
 
 
 class Action:
@@ -272,15 +276,15 @@ class Driver:
             # that finds nothing is not saved), so the accountant can read it back.
             i = self.chats.index(c)
             token = token or f"spec-{i % len(self.files.names()):03d}"
-            a = Action(c.id, len(c.actions), "search", "s:" + token, self.phase)
+            a = Action(c.id, -1, "search", "s:" + token, self.phase)
             a.text = f"/search {token}"
         elif kind == "search":
             token = f"zq{n:x}"
-            a = Action(c.id, len(c.actions), "search", "s:" + token, self.phase)
+            a = Action(c.id, -1, "search", "s:" + token, self.phase)
             a.text = token if c.kind == "private" and n % 3 == 0 else f"/search {token}"
         elif kind == "get":
             name = name or self.next_file(c)
-            a = Action(c.id, len(c.actions), "get", "g:" + name, self.phase)
+            a = Action(c.id, -1, "get", "g:" + name, self.phase)
             a.name = name
             a.text = f"/get {name}"
         else:
@@ -288,24 +292,27 @@ class Driver:
             fid = self.files.ids.get(name)
             if not fid or c.browse_msg is None:
                 return self.act(ctl, c, "search", final)
-            a = Action(c.id, len(c.actions), "press", "g:" + name, self.phase)
+            a = Action(c.id, -1, "press", "g:" + name, self.phase)
             a.name = name
             a.data = "f:" + fid
         a.final = final
-        a.t_ms = time.time() * 1000
-        try:
-            if a.kind == "press":
-                r = ctl.call("/control/callback", {"chat_id": c.id, "chat_type": c.kind,
-                                                   "user_id": c.user,
-                                                   "message_id": c.browse_msg, "data": a.data})
-                a.cbid = r.get("callback_query_id")
-            else:
-                r = ctl.call("/control/message", self._msg(c, a.text))
-            a.update_id = r.get("update_id", 0)
-        except Exception:  # noqa: BLE001
-            self.send_errors += 1
-            return None
-        c.actions.append(a)
+        with c.mu:  # index, send and append as one step: indexes follow the chat's order
+            a.idx = len(c.actions)
+            a.t_ms = time.time() * 1000
+            try:
+                if a.kind == "press":
+                    r = ctl.call("/control/callback", {"chat_id": c.id, "chat_type": c.kind,
+                                                       "user_id": c.user,
+                                                       "message_id": c.browse_msg,
+                                                       "data": a.data})
+                    a.cbid = r.get("callback_query_id")
+                else:
+                    r = ctl.call("/control/message", self._msg(c, a.text))
+                a.update_id = r.get("update_id", 0)
+            except Exception:  # noqa: BLE001
+                self.send_errors += 1
+                return None
+            c.actions.append(a)
         return a
 
     def prime_groups(self, n=2):

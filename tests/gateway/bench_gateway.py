@@ -33,6 +33,7 @@ CONFIGS = [
     # name, workload text, reply method, gateway env[, injection rate per second (paced)]
     ("all optimisations on (/browse)", "/browse", "sendMessage", {}),
     ("all optimisations on (/browse), paced at 200/s", "/browse", "sendMessage", {}, 200),
+    ("all optimisations on (/browse), paced at 1000/s", "/browse", "sendMessage", {}, 1000),
     ("all on, SENDERS=8 LEASE_BATCH=16 (/browse)", "/browse", "sendMessage",
      {"SENDERS": "8", "LEASE_BATCH": "16"}),
     ("USE_SESSIONS=false (/browse)", "/browse", "sendMessage", {"USE_SESSIONS": "false"}),
@@ -45,10 +46,14 @@ CONFIGS = [
 ]
 
 
-def quantiles(port, name, qs=(0.5, 0.99)):
+def histogram(port, name, label=""):
+    """The cumulative buckets [(le, count)] and the count of histogram `name` (the child whose
+    labels contain `label`), read from /metrics."""
     _, text = http_get(port, "/metrics")
     buckets, total = [], 0.0
     for line in text.splitlines():
+        if label and label not in line:
+            continue
         if line.startswith(name + "_bucket{"):
             le = line.split('le="', 1)[1].split('"', 1)[0]
             v = float(line.rsplit(" ", 1)[1])
@@ -56,6 +61,18 @@ def quantiles(port, name, qs=(0.5, 0.99)):
         elif line.startswith(name + "_count"):
             total = float(line.rsplit(" ", 1)[1])
     buckets.sort()
+    return buckets, total
+
+
+def quantiles(after, before=None, qs=(0.5, 0.99)):
+    """Quantiles (ms) of the observations between two histogram() readings (so the warm-up's
+    first connections and first catalogue load are not counted), interpolated within buckets
+    the way Prometheus's histogram_quantile does: a figure is only as fine as the buckets."""
+    buckets, total = after
+    if before:
+        prev = dict(before[0])
+        buckets = [(le, c - prev.get(le, 0.0)) for le, c in buckets]
+        total -= before[1]
     out = []
     for q in qs:
         want, prev_b, prev_c = q * total, 0.0, 0.0
@@ -73,6 +90,29 @@ def quantiles(port, name, qs=(0.5, 0.99)):
     return out
 
 
+def cpu_seconds(pid):
+    """User+system CPU time of a process so far (from /proc; 0 if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except OSError:
+        return 0.0
+
+
+def counter_sum(port, name, label=""):
+    """The sum of counter `name` over its children whose labels contain `label`."""
+    _, text = http_get(port, "/metrics")
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(name + "{") and label in line)
+
+
+HANDLING = "engbot_gateway_update_handling_seconds"
+DEP_CALLS = "engbot_gateway_dependency_calls_total"
+DEP_CALL = "engbot_gateway_dependency_call_seconds"
+DEPS = ("session", "cache", "queue")
+
+
 def run(name, text, method, env, args, rate=0):
     s = Stack(gw_env=dict({"LOG_LEVEL": "info", "WORKERS": str(args.workers),
                            "DEDUPE_WINDOW": "1000000"}, **env),
@@ -87,12 +127,27 @@ def run(name, text, method, env, args, rate=0):
         # Warm-up: connections, the catalogue, a first upload (file_id runs measure reuse).
         subprocess.run([load, emu, "50", "50", "4", text, method, "1", "60"], check=True,
                        capture_output=True)
+        port = s.gw.http_port
+        before = {d: histogram(port, DEP_CALL, f'dependency="{d}"') for d in DEPS}
+        before["handling"] = histogram(port, HANDLING)
+        calls0 = {d: counter_sum(port, DEP_CALLS, f'dependency="{d}"') for d in DEPS}
+        cpu0 = {p.name: cpu_seconds(p.p.pid) for p in s.procs}
         n = args.doc_messages if method == "sendDocument" else args.messages
         r = subprocess.run([load, emu, str(n), str(args.chats), str(args.threads),
                             text, method, "1", "300", str(rate)], capture_output=True, text=True)
         res = json.loads(r.stdout.strip().splitlines()[-1])
-        p50, p99 = quantiles(s.gw.http_port, "engbot_gateway_update_handling_seconds")
+        res["rpcs_per_update"] = {
+            d: round((counter_sum(port, DEP_CALLS, f'dependency="{d}"') - calls0[d])
+                     / max(res["replies"], 1), 2) for d in DEPS}
+        # CPU per update, per process: where the two cores go.
+        res["cpu_us_per_update"] = {
+            p.name: round((cpu_seconds(p.p.pid) - cpu0[p.name]) * 1e6 / max(res["replies"], 1))
+            for p in s.procs}
+        p50, p99 = quantiles(histogram(port, HANDLING), before["handling"])
         res.update({"name": name, "handling_p50_ms": p50, "handling_p99_ms": p99})
+        for d in DEPS:
+            d50, d99 = quantiles(histogram(port, DEP_CALL, f'dependency="{d}"'), before[d])
+            res[f"{d}_call_p50_ms"], res[f"{d}_call_p99_ms"] = d50, d99
         return res
     finally:
         s.close()
@@ -106,12 +161,14 @@ def main():
     ap.add_argument("--chats", type=int, default=500)
     ap.add_argument("--threads", type=int, default=8)
     ap.add_argument("--workers", type=int, default=16)
-    ap.add_argument("--only", default="")
+    ap.add_argument("--only", default="",
+                    help="run the configurations whose name contains this (or is it, with --exact)")
+    ap.add_argument("--exact", action="store_true")
     args = ap.parse_args()
     rows = []
     for cfg in CONFIGS:
         name = cfg[0]
-        if args.only and args.only not in name:
+        if args.only and (name != args.only if args.exact else args.only not in name):
             continue
         res = run(*cfg[:4], args, rate=cfg[4] if len(cfg) > 4 else 0)
         print(json.dumps(res), file=sys.stderr)
