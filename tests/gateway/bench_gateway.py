@@ -6,10 +6,18 @@ keep a real bot under Telegram's limits and would cap the run at 30 messages/s).
 For each configuration: updates per second (injected -> last reply recorded by the emulator),
 end-to-end latency p50/p99 (one message injected -> its reply recorded), and the gateway's own
 handling time p50/p99 (engbot_gateway_update_handling_seconds: update taken by a worker ->
-replies handed on; excludes Telegram and the queue's wait).
+replies handed on; excludes Telegram and the queue's wait; the warm-up is not counted).
+
+The "intake" rows measure what production sees in a burst: queue-svc keeps Telegram's rates
+(30 sends/s in all), so the replies wait in the queue and drain at that rate, and updates per
+second is injected -> handled (every update's replies durably in queue-svc).
+
+Each row also carries (in the JSON lines on stderr) the CPU each process spent per update
+(/proc/<pid>/stat, user+system) and the gRPC calls per update to each service: where the two
+cores go.
 
   ENGBOT_BUILD=build /usr/bin/python3 tests/gateway/bench_gateway.py [--messages N]
-      [--chats C] [--threads T] [--only NAME]
+      [--chats C] [--threads T] [--workers W] [--only NAME [--exact]]
 
 Results are printed as a Markdown table (paste into docs/gateway.md)."""
 
@@ -27,6 +35,10 @@ from engbot_test import BIN, http_get  # noqa: E402
 from gwstack import Stack  # noqa: E402
 
 UNLIMITED_QUEUE = ("--chat-rate=0", "--group-rate=0", "--global-rate=0")
+# Intake rows: queue-svc keeps Telegram's rates (its defaults: 30/s in all, 1/s per chat), so
+# replies drain the way they would in production; the jobs live long enough to all be sent.
+TELEGRAM_RATE_QUEUE = ("--request-timeout=1h",)
+INTAKE = "intake"  # as the reply method: measure intake, not sends (see the docstring)
 FAST_DIRECT = {"DIRECT_RATE": "10000", "DIRECT_BURST": "1000", "DIRECT_MAX_INFLIGHT": "64"}
 
 CONFIGS = [
@@ -34,6 +46,9 @@ CONFIGS = [
     ("all optimisations on (/browse)", "/browse", "sendMessage", {}),
     ("all optimisations on (/browse), paced at 200/s", "/browse", "sendMessage", {}, 200),
     ("all optimisations on (/browse), paced at 1000/s", "/browse", "sendMessage", {}, 1000),
+    ("intake, replies drained at Telegram's 30/s (/browse)", "/browse", INTAKE, {}),
+    ("intake, paced at 1000/s (/browse)", "/browse", INTAKE, {}, 1000),
+    ("intake, paced at 2000/s (/browse)", "/browse", INTAKE, {}, 2000),
     ("all on, SENDERS=8 LEASE_BATCH=16 (/browse)", "/browse", "sendMessage",
      {"SENDERS": "8", "LEASE_BATCH": "16"}),
     ("USE_SESSIONS=false (/browse)", "/browse", "sendMessage", {"USE_SESSIONS": "false"}),
@@ -114,9 +129,11 @@ DEPS = ("session", "cache", "queue")
 
 
 def run(name, text, method, env, args, rate=0):
+    intake = method == INTAKE
+    qargs = TELEGRAM_RATE_QUEUE if intake else UNLIMITED_QUEUE
     s = Stack(gw_env=dict({"LOG_LEVEL": "info", "WORKERS": str(args.workers),
                            "DEDUPE_WINDOW": "1000000"}, **env),
-              queue_args=UNLIMITED_QUEUE + (os.environ.get("BENCH_QUEUE_FSYNC", "--fsync=true"),),
+              queue_args=qargs + (os.environ.get("BENCH_QUEUE_FSYNC", "--fsync=true"),),
               catalogue_kwargs={"n_manuals": 30})
     try:
         with open(os.path.join(s.files, "bench-256k.bin"), "wb") as f:
@@ -125,7 +142,8 @@ def run(name, text, method, env, args, rate=0):
         emu = f"http://127.0.0.1:{s.emu.http_port}"
         load = os.path.join(BIN, "bench-gateway-load")
         # Warm-up: connections, the catalogue, a first upload (file_id runs measure reuse).
-        subprocess.run([load, emu, "50", "50", "4", text, method, "1", "60"], check=True,
+        subprocess.run([load, emu, "50", "50", "4", text,
+                        "sendMessage" if intake else method, "1", "60"], check=True,
                        capture_output=True)
         port = s.gw.http_port
         before = {d: histogram(port, DEP_CALL, f'dependency="{d}"') for d in DEPS}
@@ -133,9 +151,29 @@ def run(name, text, method, env, args, rate=0):
         calls0 = {d: counter_sum(port, DEP_CALLS, f'dependency="{d}"') for d in DEPS}
         cpu0 = {p.name: cpu_seconds(p.p.pid) for p in s.procs}
         n = args.doc_messages if method == "sendDocument" else args.messages
-        r = subprocess.run([load, emu, str(n), str(args.chats), str(args.threads),
-                            text, method, "1", "300", str(rate)], capture_output=True, text=True)
-        res = json.loads(r.stdout.strip().splitlines()[-1])
+        if intake:
+            # Intake: injected -> handled (replies handed to queue-svc), while the sender
+            # drains them at Telegram's rate; the load generator waits for no reply (0 each).
+            h0 = before["handling"][1]
+            t0 = time.monotonic()
+            r = subprocess.run([load, emu, str(n), str(args.chats), str(args.threads),
+                                text, "sendMessage", "0", "300", str(rate)],
+                               capture_output=True, text=True)
+            res = json.loads(r.stdout.strip().splitlines()[-1])
+            done = h0
+            while done < h0 + n and time.monotonic() - t0 < 300:
+                done = histogram(port, HANDLING)[1]
+                if done < h0 + n:
+                    time.sleep(0.01)
+            secs = time.monotonic() - t0
+            res.update({"replies": int(done - h0), "complete": done >= h0 + n,
+                        "seconds": round(secs, 3), "updates_per_s": round(n / secs, 1),
+                        "e2e_p50_ms": "", "e2e_p99_ms": "", "e2e_max_ms": ""})
+        else:
+            r = subprocess.run([load, emu, str(n), str(args.chats), str(args.threads),
+                                text, method, "1", "300", str(rate)],
+                               capture_output=True, text=True)
+            res = json.loads(r.stdout.strip().splitlines()[-1])
         res["rpcs_per_update"] = {
             d: round((counter_sum(port, DEP_CALLS, f'dependency="{d}"') - calls0[d])
                      / max(res["replies"], 1), 2) for d in DEPS}

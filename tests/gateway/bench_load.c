@@ -7,7 +7,8 @@
  *
  * Usage: bench-gateway-load EMU_URL N CHATS THREADS TEXT METHOD REPLIES_PER_MSG TIMEOUT_S [RATE]
  * RATE: messages per second to inject at (paced, so latencies show no backlog); 0 or absent =
- * as fast as the threads can (open loop, for throughput). */
+ * as fast as the threads can (open loop, for throughput). REPLIES_PER_MSG 0: inject only (the
+ * caller measures what it wants, e.g. the gateway's intake), no latencies. */
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 #include <inttypes.h>
@@ -177,7 +178,7 @@ int main(int argc, char **argv)
     int *next_of_chat = calloc((size_t)n_chats, sizeof *next_of_chat);
     int *seen_of_chat = calloc((size_t)n_chats, sizeof *seen_of_chat);
     /* index of the k-th message of chat c: messages are assigned round-robin */
-    for (;;) {
+    while (per_msg > 0) {
         char path[128];
         snprintf(path, sizeof path, "/control/transcript?since=%" PRId64 "&wait_ms=0", since);
         cJSON *tr = request(h, path, NULL);
