@@ -214,11 +214,16 @@ def main():
     print(f"\n{args.messages} messages ({args.doc_messages} for documents) over {args.chats} "
           f"chats, {args.threads} injecting threads, WORKERS={args.workers}\n")
     print("| configuration | updates/s | e2e p50 ms | e2e p99 ms | handling p50 ms | "
-          "handling p99 ms | complete |")
-    print("|---|---:|---:|---:|---:|---:|---|")
+          "handling p99 ms | engbot CPU µs/update | emulator CPU µs/update | complete |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
     for r in rows:
+        cpu = r["cpu_us_per_update"]
+        ours = sum(v for k, v in cpu.items() if k != "bot-api-emulator")
         print(f"| {r['name']} | {r['updates_per_s']:.0f} | {r['e2e_p50_ms']} | {r['e2e_p99_ms']} | "
-              f"{r['handling_p50_ms']:.2f} | {r['handling_p99_ms']:.2f} | {r['complete']} |")
+              f"{r['handling_p50_ms']:.2f} | {r['handling_p99_ms']:.2f} | {ours} | "
+              f"{cpu.get('bot-api-emulator', '')} | {r['complete']} |")
+    print("\nengbot CPU: the gateway and the three services together (user+system, per update "
+          "handled); the emulator stands in for Telegram. Per process: the JSON lines above.")
 
 
 if __name__ == "__main__":
