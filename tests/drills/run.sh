@@ -11,7 +11,7 @@
 #
 # Environment: ENGBOT_BUILD (build directory, default build), DRILL_SCALE (faults/rollback,
 # default 4), DRILLS_RESULTS (default <build>/drills-results), SOAK_MINUTES (60),
-# SOAK_FAULT_EVERY (120 s), SOAK_PNG (where the soak's PNG goes, default <results>/soak.png),
+# SOAK_FAULT_EVERY (120 s), SOAK_FAULTS (all, or telegram: no restarts), SOAK_PNG (where the soak's PNG goes, default <results>/soak.png),
 # BURST_SECONDS (60), BURST_QUEUE_MAX (0 = queue-svc's default), DRILL_ROLLBACK_COMMIT.
 # Every process a drill starts is stopped at its end; tmpfs mounts are unmounted.
 set -euo pipefail
@@ -51,7 +51,7 @@ case "$family" in
     "$py" soak.py --out "$DRILLS_RESULTS" || rc=$?
     png=${SOAK_PNG:-$DRILLS_RESULTS/soak.png}
     if command -v gnuplot >/dev/null; then
-      gnuplot -e "csv='$DRILLS_RESULTS/soak.csv'; faults='$DRILLS_RESULTS/soak-faults.csv'; png='$png'; title='engbot soak: ${SOAK_MINUTES:-60} min, a fault every ${SOAK_FAULT_EVERY:-120} s'" plot_soak.gp
+      gnuplot -e "csv='$DRILLS_RESULTS/soak.csv'; faults='$DRILLS_RESULTS/soak-faults.csv'; png='$png'; title='engbot soak: ${SOAK_MINUTES:-60} min, a fault every ${SOAK_FAULT_EVERY:-120} s (${SOAK_FAULTS:-all} faults)'" plot_soak.gp
       echo "soak: curve in $png"
     else
       echo "soak: gnuplot not installed; the numbers are in $DRILLS_RESULTS/soak.csv" >&2
