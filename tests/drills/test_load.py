@@ -64,7 +64,7 @@ class Burst(DrillCase):
             "telegram_429": ("engbot_gateway_telegram_429_total", None),
         }.items()}
         q = {r: s.svc_metric("queue", "queue_rejected_total", {"reason": r}) or 0
-             for r in ("queue_full", "lane_full", "bytes_full")}
+             for r in ("queue_full", "lane_full", "bytes_full", "deadline")}
         calls = s.ctl("/control/calls")["calls"]
         n.update({
             "burst": {"rate": RATE, "seconds": SECONDS, "chats": CHATS, "sent": sent,
