@@ -325,7 +325,15 @@ class SessionSvcTest(unittest.TestCase):
               f"(sync interval {sync * 1000:.0f} ms)")
         # At most the sync interval, plus scheduling slack on a shared 2-core machine.
         self.assertLessEqual(window, sync + 0.5)
-        self.assertFalse(q.has_log(lambda r: r.get("level") == "error"))
+        # No error, except the one a kill -9 during a write may leave: a torn last record
+        # (never acknowledged), which is set aside and reported by design (docs/session-svc.md).
+        # A corrupt record or any other error fails the test.
+        def unexpected(r):
+            if r.get("level") != "error":
+                return False
+            why = r.get("why", "")
+            return not (r.get("msg", "").startswith("DAMAGED FILE") and "torn" in why)
+        self.assertFalse(q.has_log(unexpected), [r for r in q.lines if unexpected(r)])
 
     def test_damaged_log_is_kept_aside_and_reported(self):
         p = self.svc("--sync-interval=10ms")
