@@ -61,10 +61,13 @@ CONFIGS = [
 ]
 
 
-def histogram(port, name, label=""):
+def metrics_text(port):
+    return http_get(port, "/metrics")[1]
+
+
+def histogram(text, name, label=""):
     """The cumulative buckets [(le, count)] and the count of histogram `name` (the child whose
-    labels contain `label`), read from /metrics."""
-    _, text = http_get(port, "/metrics")
+    labels contain `label`), from a /metrics text."""
     buckets, total = [], 0.0
     for line in text.splitlines():
         if label and label not in line:
@@ -115,9 +118,8 @@ def cpu_seconds(pid):
         return 0.0
 
 
-def counter_sum(port, name, label=""):
+def counter_sum(text, name, label=""):
     """The sum of counter `name` over its children whose labels contain `label`."""
-    _, text = http_get(port, "/metrics")
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                if line.startswith(name + "{") and label in line)
 
@@ -146,9 +148,10 @@ def run(name, text, method, env, args, rate=0):
                         "sendMessage" if intake else method, "1", "60"], check=True,
                        capture_output=True)
         port = s.gw.http_port
-        before = {d: histogram(port, DEP_CALL, f'dependency="{d}"') for d in DEPS}
-        before["handling"] = histogram(port, HANDLING)
-        calls0 = {d: counter_sum(port, DEP_CALLS, f'dependency="{d}"') for d in DEPS}
+        m0 = metrics_text(port)  # one reading before, one after
+        before = {d: histogram(m0, DEP_CALL, f'dependency="{d}"') for d in DEPS}
+        before["handling"] = histogram(m0, HANDLING)
+        calls0 = {d: counter_sum(m0, DEP_CALLS, f'dependency="{d}"') for d in DEPS}
         cpu0 = {p.name: cpu_seconds(p.p.pid) for p in s.procs}
         n = args.doc_messages if method == "sendDocument" else args.messages
         if intake:
@@ -162,7 +165,7 @@ def run(name, text, method, env, args, rate=0):
             res = json.loads(r.stdout.strip().splitlines()[-1])
             done = h0
             while done < h0 + n and time.monotonic() - t0 < 300:
-                done = histogram(port, HANDLING)[1]
+                done = histogram(metrics_text(port), HANDLING)[1]
                 if done < h0 + n:
                     time.sleep(0.05)  # each poll renders /metrics: not too often
             secs = time.monotonic() - t0
@@ -174,17 +177,18 @@ def run(name, text, method, env, args, rate=0):
                                 text, method, "1", "300", str(rate)],
                                capture_output=True, text=True)
             res = json.loads(r.stdout.strip().splitlines()[-1])
+        m1 = metrics_text(port)
         res["rpcs_per_update"] = {
-            d: round((counter_sum(port, DEP_CALLS, f'dependency="{d}"') - calls0[d])
+            d: round((counter_sum(m1, DEP_CALLS, f'dependency="{d}"') - calls0[d])
                      / max(res["replies"], 1), 2) for d in DEPS}
         # CPU per update, per process: where the two cores go.
         res["cpu_us_per_update"] = {
             p.name: round((cpu_seconds(p.p.pid) - cpu0[p.name]) * 1e6 / max(res["replies"], 1))
             for p in s.procs}
-        p50, p99 = quantiles(histogram(port, HANDLING), before["handling"])
+        p50, p99 = quantiles(histogram(m1, HANDLING), before["handling"])
         res.update({"name": name, "handling_p50_ms": p50, "handling_p99_ms": p99})
         for d in DEPS:
-            d50, d99 = quantiles(histogram(port, DEP_CALL, f'dependency="{d}"'), before[d])
+            d50, d99 = quantiles(histogram(m1, DEP_CALL, f'dependency="{d}"'), before[d])
             res[f"{d}_call_p50_ms"], res[f"{d}_call_p99_ms"] = d50, d99
         return res
     finally:
