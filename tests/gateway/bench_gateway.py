@@ -13,11 +13,15 @@ The "intake" rows measure what production sees in a burst: queue-svc keeps Teleg
 second is injected -> handled (every update's replies durably in queue-svc).
 
 Each row also carries (in the JSON lines on stderr) the CPU each process spent per update
-(/proc/<pid>/stat, user+system) and the gRPC calls per update to each service: where the two
-cores go.
+(/proc/<pid>/stat, user+system), its context switches per update (every thread's voluntary and
+involuntary switches, /proc/<pid>/task/*/status) and the gRPC calls per update to each service:
+where the two cores go.
 
   ENGBOT_BUILD=build /usr/bin/python3 tests/gateway/bench_gateway.py [--messages N]
-      [--chats C] [--threads T] [--workers W] [--only NAME [--exact]]
+      [--chats C] [--threads T] [--workers W] [--only NAME [--exact]] [--env K=V ...]
+
+--env adds a variable to the gateway's environment in every row (an A/B of one setting: run
+the command with and without it, alternately, and compare medians).
 
 Results are printed as a Markdown table (paste into docs/gateway.md)."""
 
@@ -130,11 +134,29 @@ DEP_CALL = "engbot_gateway_dependency_call_seconds"
 DEPS = ("session", "cache", "queue")
 
 
+def context_switches(pid):
+    """Voluntary + involuntary context switches of every live thread of a process so far."""
+    n = 0
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0
+    for t in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{t}/status") as f:
+                for line in f:
+                    if "ctxt_switches:" in line:
+                        n += int(line.split()[-1])
+        except OSError:
+            pass  # the thread ended
+    return n
+
+
 def run(name, text, method, env, args, rate=0):
     intake = method == INTAKE
     qargs = TELEGRAM_RATE_QUEUE if intake else UNLIMITED_QUEUE
     s = Stack(gw_env=dict({"LOG_LEVEL": "info", "WORKERS": str(args.workers),
-                           "DEDUPE_WINDOW": "1000000"}, **env),
+                           "DEDUPE_WINDOW": "1000000"}, **env, **args.env),
               queue_args=qargs + (os.environ.get("BENCH_QUEUE_FSYNC", "--fsync=true"),),
               catalogue_kwargs={"n_manuals": 30})
     try:
@@ -153,6 +175,7 @@ def run(name, text, method, env, args, rate=0):
         before["handling"] = histogram(m0, HANDLING)
         calls0 = {d: counter_sum(m0, DEP_CALLS, f'dependency="{d}"') for d in DEPS}
         cpu0 = {p.name: cpu_seconds(p.p.pid) for p in s.procs}
+        csw0 = {p.name: context_switches(p.p.pid) for p in s.procs}
         n = args.doc_messages if method == "sendDocument" else args.messages
         if intake:
             # Intake: injected -> handled (replies handed to queue-svc), while the sender
@@ -185,6 +208,9 @@ def run(name, text, method, env, args, rate=0):
         res["cpu_us_per_update"] = {
             p.name: round((cpu_seconds(p.p.pid) - cpu0[p.name]) * 1e6 / max(res["replies"], 1))
             for p in s.procs}
+        res["ctxsw_per_update"] = {
+            p.name: round((context_switches(p.p.pid) - csw0[p.name]) / max(res["replies"], 1), 1)
+            for p in s.procs}
         p50, p99 = quantiles(histogram(m1, HANDLING), before["handling"])
         res.update({"name": name, "handling_p50_ms": p50, "handling_p99_ms": p99})
         for d in DEPS:
@@ -206,7 +232,10 @@ def main():
     ap.add_argument("--only", default="",
                     help="run the configurations whose name contains this (or is it, with --exact)")
     ap.add_argument("--exact", action="store_true")
+    ap.add_argument("--env", action="append", default=[], metavar="K=V",
+                    help="add K=V to the gateway's environment in every row")
     args = ap.parse_args()
+    args.env = dict(kv.split("=", 1) for kv in args.env)
     rows = []
     for cfg in CONFIGS:
         name = cfg[0]
