@@ -23,6 +23,10 @@ where the two cores go.
 --env adds a variable to the gateway's environment in every row (an A/B of one setting: run
 the command with and without it, alternately, and compare medians).
 
+--pin gives engbot one core of its own: the gateway and the three services on the last CPU,
+the emulator, the load generator and this script on the others. It measures what engbot
+does on one core, without Telegram's stand-in competing for it.
+
 Results are printed as a Markdown table (paste into docs/gateway.md)."""
 
 import argparse
@@ -152,6 +156,19 @@ def context_switches(pid):
     return n
 
 
+def pin(procs):
+    """--pin: every thread of the engbot processes on the last CPU, the emulator elsewhere
+    (threads made later inherit the mask of the thread that makes them)."""
+    last = os.cpu_count() - 1
+    for p in procs:
+        cpus = set(range(last)) if p.name == "bot-api-emulator" else {last}
+        for t in os.listdir(f"/proc/{p.p.pid}/task"):
+            try:
+                os.sched_setaffinity(int(t), cpus)
+            except OSError:
+                pass  # the thread ended
+
+
 def run(name, text, method, env, args, rate=0):
     intake = method == INTAKE
     qargs = TELEGRAM_RATE_QUEUE if intake else UNLIMITED_QUEUE
@@ -163,6 +180,8 @@ def run(name, text, method, env, args, rate=0):
         with open(os.path.join(s.files, "bench-256k.bin"), "wb") as f:
             f.write(os.urandom(256 * 1024))
         s.ctl("/control/ratelimits", {"enabled": False})
+        if args.pin:
+            pin(s.procs)
         emu = f"http://127.0.0.1:{s.emu.http_port}"
         load = os.path.join(BIN, "bench-gateway-load")
         # Warm-up: connections, the catalogue, a first upload (file_id runs measure reuse).
@@ -170,6 +189,8 @@ def run(name, text, method, env, args, rate=0):
                         "sendMessage" if intake else method, "1", "60"], check=True,
                        capture_output=True)
         port = s.gw.http_port
+        if args.pin:
+            pin(s.procs)  # again: threads the warm-up started
         m0 = metrics_text(port)  # one reading before, one after
         before = {d: histogram(m0, DEP_CALL, f'dependency="{d}"') for d in DEPS}
         before["handling"] = histogram(m0, HANDLING)
@@ -232,10 +253,14 @@ def main():
     ap.add_argument("--only", default="",
                     help="run the configurations whose name contains this (or is it, with --exact)")
     ap.add_argument("--exact", action="store_true")
+    ap.add_argument("--pin", action="store_true",
+                    help="engbot on the last CPU, the emulator and the load elsewhere")
     ap.add_argument("--env", action="append", default=[], metavar="K=V",
                     help="add K=V to the gateway's environment in every row")
     args = ap.parse_args()
     args.env = dict(kv.split("=", 1) for kv in args.env)
+    if args.pin:
+        os.sched_setaffinity(0, set(range(os.cpu_count() - 1)))  # the load generator inherits it
     rows = []
     for cfg in CONFIGS:
         name = cfg[0]
@@ -245,7 +270,8 @@ def main():
         print(json.dumps(res), file=sys.stderr)
         rows.append(res)
     print(f"\n{args.messages} messages ({args.doc_messages} for documents) over {args.chats} "
-          f"chats, {args.threads} injecting threads, WORKERS={args.workers}\n")
+          f"chats, {args.threads} injecting threads, WORKERS={args.workers}"
+          + (", engbot pinned to one CPU" if args.pin else "") + "\n")
     print("| configuration | updates/s | e2e p50 ms | e2e p99 ms | handling p50 ms | "
           "handling p99 ms | engbot CPU µs/update | emulator CPU µs/update | complete |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
