@@ -12,7 +12,6 @@ Differences from the e2e Stack's defaults, and why:
   10 s keeps a drill short. docs/drills.md says what the user sees with the default.
 """
 
-import ctypes
 import hashlib
 import os
 import signal
@@ -31,20 +30,21 @@ from engbot_test import Proc, http_get, metric, wait_until  # noqa: E402
 
 SVC_BIN = {"session": "session-svc", "cache": "cache-svc", "queue": "queue-svc"}
 
-# Every program a drill starts dies with the drill (prctl PR_SET_PDEATHSIG): a drill killed by
+# Every program a drill starts dies with the drill (PR_SET_PDEATHSIG): a drill killed by
 # ctest's timeout must not leave a stack running on a shared machine. The harness's Proc
-# starts programs with subprocess.Popen; its module gets a Popen that sets the signal.
-_prctl = ctypes.CDLL(None, use_errno=True).prctl
-
-
-def _die_with_parent():
-    _prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+# starts programs with subprocess.Popen; its module gets a Popen that runs each program under
+# util-linux's `setpriv --pdeathsig KILL`, which sets the signal and execs the program (same
+# pid). Not with preexec_fn: that makes Python fork() instead of vfork(), and fork() runs
+# gRPC's pthread_atfork handlers, which abort the drill ("thread_pool.cc: assertion failed:
+# state_ == State::kRunning", CI run of 2026-11-30) when an event engine of the harness's own
+# grpc channels is being torn down at that moment (grpc/grpc#31885).
+_SETPRIV = ("setpriv", "--pdeathsig", "KILL", "--")
 
 
 class _Popen(subprocess.Popen):
-    def __init__(self, *args, **kw):
-        kw.setdefault("preexec_fn", _die_with_parent)
-        super().__init__(*args, **kw)
+    def __init__(self, args, *rest, **kw):
+        assert "preexec_fn" not in kw, "preexec_fn forks: see _SETPRIV"
+        super().__init__(list(_SETPRIV) + list(args), *rest, **kw)
 
 
 engbot_test.subprocess = types.SimpleNamespace(
