@@ -238,17 +238,44 @@ static void *sched_main(void *arg)
  * A start without it follows a crash: the jobs leased then came back ready, and their senders
  * may have sent them and still be retrying the Ack. For restart_hold_ms nothing is leased, and
  * queue_ack takes an Ack for a restored job that was not leased again (orphan) — otherwise
- * the job would go out a second time (drills F9). */
+ * the job would go out a second time (drills F9).
+ *
+ * The mark holds the newest log generation the clean stop left. Every start of queue-svc, of
+ * any version, opens a new generation, so a mark that names an older one than the start finds
+ * was left before another process ran on this directory — an older version in a rollback,
+ * which neither knows nor removes the mark, and whose own stop may have left leases open. Such
+ * a mark is stale, and the start holds (rollback drill, 2026-11-30: one reply sent twice). An
+ * empty mark (from the versions before the generation was written) counts as stale too. */
 
 #define CLEAN_MARK "clean-stop"
 
-static void restart_hold(struct broker *b, int64_t hold_ms)
+/* The generation a clean-stop mark names; 0 for none, an empty or an unreadable mark. */
+static uint64_t read_mark(const char *path)
+{
+    char buf[32] = {0};
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    unsigned long long gen = 0;
+    if (n <= 0 || sscanf(buf, "%llu", &gen) != 1)
+        return 0;
+    return gen;
+}
+
+static void restart_hold(struct broker *b, int64_t hold_ms, uint64_t newest_gen)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", b->dir, CLEAN_MARK);
+    uint64_t marked = read_mark(path);
     if (unlink(path) == 0) {
         durable_sync_dir(b->dir); /* gone before anything is leased: a crash is not clean */
-        return;
+        if (marked != 0 && marked == newest_gen)
+            return;
+        LOG_INFO("the clean-stop mark is stale: another process (an older version?) ran on "
+                 "DATA_DIR after it was written, and may have stopped with leases open",
+                 LF_U64("mark_generation", marked), LF_U64("newest_generation", newest_gen));
     }
     size_t n = queue_mark_orphans(b->q);
     if (n == 0 || hold_ms <= 0)
@@ -259,12 +286,13 @@ static void restart_hold(struct broker *b, int64_t hold_ms)
              LF_I64("jobs", n), LF_I64("hold_ms", hold_ms), LF_STR("setting", "RESTART_HOLD"));
 }
 
-static void mark_clean(struct broker *b)
+static void mark_clean(struct broker *b, uint64_t newest_gen)
 {
-    char path[4096];
+    char path[4096], line[32];
     snprintf(path, sizeof path, "%s/%s", b->dir, CLEAN_MARK);
+    int len = snprintf(line, sizeof line, "%llu\n", (unsigned long long)newest_gen);
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0 || fsync(fd) < 0) {
+    if (fd < 0 || write(fd, line, (size_t)len) != len || fsync(fd) < 0) {
         LOG_WARN("cannot mark the stop as clean (the next start holds its jobs for RESTART_HOLD)",
                  LF_STR("path", path), LF_STR("error", strerror(errno)));
         if (fd >= 0)
@@ -311,7 +339,7 @@ struct broker *broker_open(const struct broker_opts *o, struct wal_replay_stats 
     b->dir = strdup(o->w.dir);
     if (!b->dir)
         abort();
-    restart_hold(b, o->restart_hold_ms);
+    restart_hold(b, o->restart_hold_ms, st->newest_gen);
     if (pthread_create(&b->sched, NULL, sched_main, b) != 0)
         abort();
     pthread_setname_np(b->sched, "queue-sched");
@@ -365,9 +393,9 @@ void broker_close(struct broker *b)
     queue_stats(b->q, &st);
     pthread_mutex_unlock(&b->mu);
     int werr = wal_error(b->w);
-    wal_close(b->w);
+    uint64_t gen = wal_close(b->w);
     if (st.leased == 0 && !werr)
-        mark_clean(b);
+        mark_clean(b, gen);
     free(b->dir);
     queue_free(b->q);
     pthread_mutex_destroy(&b->mu);

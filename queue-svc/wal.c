@@ -600,6 +600,8 @@ struct wal *wal_open(const struct wal_opts *o, struct queue *q, pthread_mutex_t 
     st->next_id = queue_next_id(q);
     st->last_seq = queue_last_seq(q);
 
+    st->newest_gen = max_gen > first_gen ? max_gen : first_gen;
+
     /* A fresh snapshot covers everything read; then the old files can go. */
     w->gen = max_gen + 1 > first_gen ? max_gen + 1 : first_gen;
     if (w->gen == 0)
@@ -660,11 +662,11 @@ out:
     return w;
 }
 
-void wal_close(struct wal *w)
+uint64_t wal_close(struct wal *w)
 {
     char err[256];
     if (!w)
-        return;
+        return 0;
     if (w->thread_started) {
         pthread_mutex_lock(&w->cmu);
         w->stop = true;
@@ -680,11 +682,13 @@ void wal_close(struct wal *w)
     pthread_mutex_unlock(w->mu);
     rlog_close(w->log);
     w->log = NULL;
+    uint64_t gen = w->gen;
     pthread_mutex_destroy(&w->cmu);
     pthread_cond_destroy(&w->ccv);
     free(w->held);
     free(w->dir);
     free(w);
+    return gen;
 }
 
 int wal_error(struct wal *w)

@@ -49,6 +49,7 @@ struct wal_opts {
 struct wal_replay_stats {
     uint64_t files, records, skipped, unknown, undecodable, damaged, gaps;
     uint64_t last_seq, next_id;
+    uint64_t newest_gen; /* the newest log generation on disk at start (a log's or the snapshot's) */
 };
 
 /* Called once the change is on disk (err 0) or could not be written (err = errno). Runs on the
@@ -63,8 +64,10 @@ struct wal;
  * by an incompatible newer version (starting would lose its data). */
 struct wal *wal_open(const struct wal_opts *o, struct queue *q, pthread_mutex_t *mu,
                      struct wal_replay_stats *st, char *err, size_t errlen);
-/* Compacts one last time, flushes and closes (after the server has drained). */
-void wal_close(struct wal *w);
+/* Compacts one last time, flushes and closes (after the server has drained). Returns the
+ * generation it leaves as the newest: what the next wal_open reports as newest_gen, unless
+ * another process (an older version, in a rollback) opened the directory in between. */
+uint64_t wal_close(struct wal *w);
 
 /* The queue's event sink (queue_new's sink with arg = the wal). Lock held. */
 void wal_sink(void *arg, const struct qevent *ev);

@@ -141,7 +141,11 @@ class Rollback(DrillCase):
             t1 = time.monotonic()
             rc = s.stop(name, "term")
             self.assertEqual(rc, 0, f"old {name}-svc exit code at SIGTERM")
-            s.start(name)
+            new = s.start(name)
+            # queue-svc: whether the new one held its restored jobs (a stale clean-stop mark)
+            info["forward_start_notes"] = [r.get("msg") for r in new.lines
+                                           if "clean-stop" in r.get("msg", "")
+                                           or "holding the restored" in r.get("msg", "")]
             info["forward_seconds"] = round(time.monotonic() - t1, 2)
             d.phase = "forward"
             after_fwd = state(s, name, d)

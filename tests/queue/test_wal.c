@@ -818,6 +818,56 @@ TEST(after_a_crash_restored_jobs_are_held_and_the_senders_ack_counts)
     rm_rf(b);
 }
 
+TEST(a_clean_stop_mark_left_before_an_older_version_ran_is_stale)
+{
+    char a[256];
+    make_dir(a, sizeof a, "stalemark");
+    /* This version: one job queued, a clean stop (the mark). */
+    struct broker *br = bopen(a, 60000);
+    ASSERT_TRUE(br != NULL);
+    uint64_t id = 0;
+    ASSERT_EQ(change(br, do_put, 0, 0, &id), Q_OK);
+    broker_close(br);
+    ASSERT_EQ(count_matching(a, "clean-stop"), 1);
+
+    /* An older version (the bare log: it neither reads nor removes the mark) leases the job,
+     * sends it, and stops with the lease open -- a rollback, then forward again. */
+    struct env e;
+    ASSERT_TRUE(env_open(&e, a));
+    struct job *j = lease1(&e, NOW);
+    ASSERT_TRUE(j && j->id == id);
+    uint64_t old_token = j->lease_token;
+    env_close(&e);
+    ASSERT_EQ(count_matching(a, "clean-stop"), 1);
+
+    /* This version again: the mark is stale, so the restored job is held and the old sender's
+     * Ack is taken; it is not sent a second time. (With the mark taken at its word, the job
+     * was leased at once: the rollback drill's duplicate.) */
+    br = bopen(a, 60000);
+    ASSERT_TRUE(br != NULL);
+    ASSERT_EQ(count_matching(a, "clean-stop"), 0);
+    struct got g;
+    ASSERT_EQ(lease_now(br, &g), 0);
+    ASSERT_EQ(change(br, do_ack, id, old_token, NULL), Q_OK);
+    clock_set_fake(true, NOW + 60001);
+    ASSERT_EQ(lease_now(br, &g), 0);
+    broker_close(br);
+
+    /* A mark of this version's own clean stop still counts: no hold. */
+    clock_set_fake(true, NOW);
+    br = bopen(a, 60000);
+    ASSERT_TRUE(br != NULL);
+    uint64_t id2 = 0;
+    ASSERT_EQ(change(br, do_put, 0, 0, &id2), Q_OK);
+    broker_close(br);
+    br = bopen(a, 60000);
+    ASSERT_TRUE(br != NULL);
+    ASSERT_EQ(lease_now(br, &g), 1);
+    ASSERT_EQ(g.id, id2);
+    broker_close(br);
+    rm_rf(a);
+}
+
 TEST(close_then_open_is_a_snapshot)
 {
     char a[256];
