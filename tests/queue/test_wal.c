@@ -763,6 +763,22 @@ static struct broker *bopen(const char *dir, int64_t hold_ms)
     return b;
 }
 
+/* Opens dir after a stop that was not clean and checks the restart hold: nothing is leased
+ * until it ends, the sender's Ack of restored job `id` (with its lease_token from the previous
+ * process) is taken, and the job is not leased when the hold ends. Leaves the clock at NOW. */
+static void check_hold_takes_orphan_ack(const char *dir, uint64_t id, uint64_t token)
+{
+    struct broker *br = bopen(dir, 60000);
+    ASSERT_TRUE(br != NULL);
+    struct got g;
+    ASSERT_EQ(lease_now(br, &g), 0);
+    ASSERT_EQ(change(br, do_ack, id, token, NULL), Q_OK);
+    clock_set_fake(true, NOW + 60001);
+    ASSERT_EQ(lease_now(br, &g), 0);
+    broker_close(br);
+    clock_set_fake(true, NOW);
+}
+
 TEST(after_a_crash_restored_jobs_are_held_and_the_senders_ack_counts)
 {
     char a[256], b[256];
@@ -780,19 +796,12 @@ TEST(after_a_crash_restored_jobs_are_held_and_the_senders_ack_counts)
 
     /* The sender's Ack reaches the new process during the hold: it is taken, and the job is
      * not sent a second time when the hold ends. */
-    struct broker *br = bopen(b, 60000);
-    ASSERT_TRUE(br != NULL);
-    struct got g;
-    ASSERT_EQ(lease_now(br, &g), 0);
-    ASSERT_EQ(change(br, do_ack, id, old_token, NULL), Q_OK);
-    clock_set_fake(true, NOW + 60001);
-    ASSERT_EQ(lease_now(br, &g), 0);
-    broker_close(br);
+    check_hold_takes_orphan_ack(b, id, old_token);
 
     /* Without the Ack the job goes out when the hold ends; once leased again, the old Ack no
      * longer counts. A stop with nothing leased leaves the clean-stop mark. */
-    clock_set_fake(true, NOW);
-    br = bopen(a, 60000);
+    struct got g;
+    struct broker *br = bopen(a, 60000);
     ASSERT_TRUE(br != NULL);
     ASSERT_EQ(lease_now(br, &g), 0);
     clock_set_fake(true, NOW + 60001);
@@ -843,18 +852,9 @@ TEST(a_clean_stop_mark_left_before_an_older_version_ran_is_stale)
     /* This version again: the mark is stale, so the restored job is held and the old sender's
      * Ack is taken; it is not sent a second time. (With the mark taken at its word, the job
      * was leased at once: the rollback drill's duplicate.) */
-    br = bopen(a, 60000);
-    ASSERT_TRUE(br != NULL);
-    ASSERT_EQ(count_matching(a, "clean-stop"), 0);
-    struct got g;
-    ASSERT_EQ(lease_now(br, &g), 0);
-    ASSERT_EQ(change(br, do_ack, id, old_token, NULL), Q_OK);
-    clock_set_fake(true, NOW + 60001);
-    ASSERT_EQ(lease_now(br, &g), 0);
-    broker_close(br);
+    check_hold_takes_orphan_ack(a, id, old_token);
 
     /* A mark of this version's own clean stop still counts: no hold. */
-    clock_set_fake(true, NOW);
     br = bopen(a, 60000);
     ASSERT_TRUE(br != NULL);
     uint64_t id2 = 0;
@@ -862,6 +862,7 @@ TEST(a_clean_stop_mark_left_before_an_older_version_ran_is_stale)
     broker_close(br);
     br = bopen(a, 60000);
     ASSERT_TRUE(br != NULL);
+    struct got g;
     ASSERT_EQ(lease_now(br, &g), 1);
     ASSERT_EQ(g.id, id2);
     broker_close(br);
