@@ -288,16 +288,8 @@ class DrillStack(gwstack.Stack):
 
     def rss_kib(self):
         """{name: VmRSS in KiB} of every running process (from /proc: works for any binary)."""
-        out = {}
-        for name, p in self.procs_now().items():
-            try:
-                with open(f"/proc/{p.p.pid}/status") as f:
-                    for line in f:
-                        if line.startswith("VmRSS:"):
-                            out[name] = int(line.split()[1])
-            except OSError:
-                pass
-        return out
+        out = {name: engbot_test.rss_kib(p.p.pid) for name, p in self.procs_now().items()}
+        return {name: kib for name, kib in out.items() if kib is not None}
 
     def svc_metric(self, name, metric_name, labels=None):
         p = self.svc.get(name)

@@ -14,16 +14,8 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from engbot_test import BIN  # noqa: E402
+from engbot_test import BIN, rss_kib  # noqa: E402
 from gwstack import Stack  # noqa: E402
-
-
-def rss_mib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def main():
@@ -39,7 +31,7 @@ def main():
                                 "300", "2000"], capture_output=True, text=True)
             res = json.loads(r.stdout.strip().splitlines()[-1])
             time.sleep(1)
-            print(f"after {(k + 1) * n} updates: gateway RSS {rss_mib(s.gw.p.pid):.2f} MiB "
+            print(f"after {(k + 1) * n} updates: gateway RSS {rss_kib(s.gw.p.pid) / 1024:.2f} MiB "
                   f"(complete {res['complete']}, {res['updates_per_s']:.0f}/s)", flush=True)
     finally:
         s.close()

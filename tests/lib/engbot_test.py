@@ -264,6 +264,18 @@ def http_get(port, path, timeout=5):
         return e.code, e.read().decode()
 
 
+def rss_kib(pid):
+    """Resident memory of a process in KiB (VmRSS from /proc: any binary); None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
 def metric(port, name, labels=None):
     """The value of one sample from /metrics (labels: dict subset to match), or None."""
     _, text = http_get(port, "/metrics")
