@@ -22,6 +22,10 @@ void cmd_refresh(struct ctx *c)
     struct rpc_status st;
     int code = deps_unary(b->o.deps, DEP_CACHE, c->u->chat_id, "Invalidate", &req.base,
                           &engbot__cache__v1__invalidate_response__descriptor, &m, 0, &st);
+    /* This replica's catalogue answers go too (other replicas' age out within
+     * CATALOGUE_CACHE_TTL). Emptied even when the call failed: nothing is lost by asking
+     * cache-svc again. */
+    deps_forget_reads(b->o.deps, DEP_CACHE);
     char text[256];
     if (code == RPC_OK) {
         Engbot__Cache__V1__InvalidateResponse *r = (Engbot__Cache__V1__InvalidateResponse *)m;

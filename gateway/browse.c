@@ -64,9 +64,9 @@ void browse_folder(struct ctx *c, const char *folder_id, uint32_t page, int64_t 
     req.page = page;
     ProtobufCMessage *m = NULL;
     struct rpc_status st;
-    int code =
-        deps_unary(b->o.deps, DEP_CACHE, c->u->chat_id, "ListFolder", &req.base,
-                   &engbot__cache__v1__list_folder_response__descriptor, &m, DEPS_IDEMPOTENT, &st);
+    int code = deps_unary(b->o.deps, DEP_CACHE, c->u->chat_id, "ListFolder", &req.base,
+                          &engbot__cache__v1__list_folder_response__descriptor, &m,
+                          DEPS_IDEMPOTENT | DEPS_CACHED, &st);
     if (code == RPC_NOT_FOUND && folder_id[0]) {
         /* The folder went away: show the root instead. */
         browse_folder(c, "", 0, edit_id, "That folder is gone; here is the top of the catalogue.");
@@ -133,9 +133,9 @@ void browse_search(struct ctx *c, const char *words, uint32_t page, int64_t edit
     req.limit = SEARCH_LIMIT;
     ProtobufCMessage *m = NULL;
     struct rpc_status st;
-    int code =
-        deps_unary(b->o.deps, DEP_CACHE, c->u->chat_id, "Search", &req.base,
-                   &engbot__cache__v1__search_response__descriptor, &m, DEPS_IDEMPOTENT, &st);
+    int code = deps_unary(b->o.deps, DEP_CACHE, c->u->chat_id, "Search", &req.base,
+                          &engbot__cache__v1__search_response__descriptor, &m,
+                          DEPS_IDEMPOTENT | DEPS_CACHED, &st);
     if (cache_failed(c, code, edit_id, "Nothing found."))
         return;
     Engbot__Cache__V1__SearchResponse *r = (Engbot__Cache__V1__SearchResponse *)m;
@@ -310,7 +310,8 @@ void browse_get(struct ctx *c, const char *name)
     sreq.files_only = true;
     struct rpc_status st;
     code = deps_unary(b->o.deps, DEP_CACHE, c->u->chat_id, "Search", &sreq.base,
-                      &engbot__cache__v1__search_response__descriptor, &m, DEPS_IDEMPOTENT, &st);
+                      &engbot__cache__v1__search_response__descriptor, &m,
+                      DEPS_IDEMPOTENT | DEPS_CACHED, &st);
     if (cache_failed(c, code, 0, ""))
         return;
     Engbot__Cache__V1__SearchResponse *s = (Engbot__Cache__V1__SearchResponse *)m;

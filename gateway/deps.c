@@ -8,6 +8,7 @@
 #include "clock.h"
 #include "log.h"
 #include "metrics.h"
+#include "readcache.h"
 
 #include "grpc/health/v1/health.pb-c.h"
 
@@ -31,6 +32,7 @@ struct track {
      * outcome was a success), and down_since (deps_down_since) once that run opened the
      * breaker. */
     int64_t streak_start, down_since;
+    struct readcache *reads; /* DEPS_CACHED answers; NULL: none */
 };
 
 struct dep {
@@ -40,6 +42,7 @@ struct dep {
     pthread_mutex_t mu;
     double budget;
     struct metric *degraded, *retries, *latency;
+    struct metric *read_hits, *read_misses;
 };
 
 struct deps {
@@ -89,6 +92,11 @@ struct deps *deps_new(const struct deps_opts *o)
     struct metric_family *lat = metrics_family(
         "engbot_gateway_dependency_call_seconds", "Latency of calls to each dependency.",
         METRIC_HISTOGRAM, "dependency", metrics_latency_buckets, metrics_latency_nbuckets);
+    struct metric_family *reads = metrics_family(
+        "engbot_gateway_read_cache_total",
+        "Cacheable reads (catalogue pages and searches) answered from the gateway's read cache "
+        "(hit) or by a call (miss).",
+        METRIC_COUNTER, "dependency,result", NULL, 0);
     struct rpc_client_opts co = {
         .keepalive_time_ms = 30000,
         .keepalive_timeout_ms = 10000,
@@ -104,6 +112,10 @@ struct deps *deps_new(const struct deps_opts *o)
         p->degraded = metrics_child(deg, dep_names[i]);
         p->retries = metrics_child(ret, dep_names[i]);
         p->latency = metrics_child(lat, dep_names[i]);
+        if (o->read_cache_ttl_ms[i] > 0) {
+            p->read_hits = metrics_child(reads, dep_names[i], "hit");
+            p->read_misses = metrics_child(reads, dep_names[i], "miss");
+        }
         for (int t = 0; t < TRACK_N; t++) {
             struct track *tr = &p->t[t];
             const char *addr = t == TRACK_STABLE ? o->addr[i] : o->canary_addr[i];
@@ -116,6 +128,9 @@ struct deps *deps_new(const struct deps_opts *o)
             metric_set(tr->up, 1);
             tr->calls_ok = metrics_child(calls, dep_names[i], track_names[t], "ok");
             tr->calls_fail = metrics_child(calls, dep_names[i], track_names[t], "failed");
+            if (o->read_cache_ttl_ms[i] > 0)
+                tr->reads = readcache_new(o->read_cache_ttl_ms[i],
+                                          o->read_cache_entries ? o->read_cache_entries : 1024);
         }
     }
     return d;
@@ -259,6 +274,7 @@ void deps_free(struct deps *d)
         for (int t = 0; t < TRACK_N; t++) {
             rpc_channel_free(d->d[i].t[t].ch);
             breaker_destroy(&d->d[i].t[t].br);
+            readcache_free(d->d[i].t[t].reads);
         }
         pthread_mutex_destroy(&d->d[i].mu);
     }
@@ -354,18 +370,66 @@ static void earn(struct dep *p)
     pthread_mutex_unlock(&p->mu);
 }
 
-/* The one call path: deadline, breaker, retry budget, metrics. *sent (may be NULL) tells
- * whether any attempt left this process. */
-static int call(struct deps *d, enum dep_id id, enum dep_track t, const char *method,
-                const ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp_desc,
-                ProtobufCMessage **resp, unsigned flags, struct rpc_status *st, bool *sent)
+/* The read-cache key of a call: the method, a NUL, then the packed request. Returns the length;
+ * *key is buf when it fits, else malloc'd (the caller frees it when it is not buf). */
+static size_t read_key(const char *method, const ProtobufCMessage *req, uint8_t *buf, size_t cap,
+                       uint8_t **key)
+{
+    size_t ml = strlen(method) + 1, n = ml + protobuf_c_message_get_packed_size(req);
+    *key = n <= cap ? buf : malloc(n);
+    if (!*key)
+        abort();
+    memcpy(*key, method, ml);
+    protobuf_c_message_pack(req, *key + ml);
+    return n;
+}
+
+/* DEPS_CACHED: the answer from the track's read cache, or false. */
+static bool cached_answer(struct dep *p, struct track *tr, const uint8_t *key, size_t klen,
+                          const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp,
+                          struct rpc_status *st)
+{
+    uint8_t *val;
+    size_t vlen;
+    if (!readcache_get(tr->reads, key, klen, clock_mono_ms(), &val, &vlen))
+        return false;
+    *resp = protobuf_c_message_unpack(resp_desc, NULL, vlen, val);
+    free(val);
+    if (!*resp)
+        return false; /* cannot happen (we packed it); call instead */
+    metric_inc(p->read_hits);
+    st->code = RPC_OK;
+    st->message[0] = '\0';
+    st->ntrailers = 0;
+    return true;
+}
+
+static void keep_answer(struct track *tr, const uint8_t *key, size_t klen,
+                        const ProtobufCMessage *resp)
+{
+    uint8_t stackbuf[4096], *val = stackbuf;
+    size_t vlen = protobuf_c_message_get_packed_size(resp);
+    if (vlen > sizeof stackbuf && !(val = malloc(vlen)))
+        abort();
+    protobuf_c_message_pack(resp, val);
+    readcache_put(tr->reads, key, klen, val, vlen, clock_mono_ms());
+    if (val != stackbuf)
+        free(val);
+}
+
+void deps_forget_reads(struct deps *d, enum dep_id id)
+{
+    for (int t = 0; t < TRACK_N; t++)
+        if (d->d[id].t[t].reads)
+            readcache_clear(d->d[id].t[t].reads);
+}
+
+/* call() without the read cache. */
+static int call_remote(struct deps *d, enum dep_id id, enum dep_track t, const char *path,
+                       const ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp_desc,
+                       ProtobufCMessage **resp, unsigned flags, struct rpc_status *st, bool *sent)
 {
     struct dep *p = &d->d[id];
-    char path[128];
-    snprintf(path, sizeof path, "/%s/%s", dep_services[id], method);
-    *resp = NULL;
-    if (sent)
-        *sent = false;
     earn(p);
     for (int attempt = 0;; attempt++) {
         if (!allow(d, id, t, flags, st))
@@ -385,6 +449,40 @@ static int call(struct deps *d, enum dep_id id, enum dep_track t, const char *me
             return code;
         metric_inc(p->retries);
     }
+}
+
+/* The one call path: read cache, deadline, breaker, retry budget, metrics. *sent (may be
+ * NULL) tells whether any attempt left this process. */
+static int call(struct deps *d, enum dep_id id, enum dep_track t, const char *method,
+                const ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp_desc,
+                ProtobufCMessage **resp, unsigned flags, struct rpc_status *st, bool *sent)
+{
+    struct dep *p = &d->d[id];
+    char path[128];
+    snprintf(path, sizeof path, "/%s/%s", dep_services[id], method);
+    *resp = NULL;
+    if (sent)
+        *sent = false;
+    struct track *tr = &p->t[t];
+    uint8_t keybuf[512], *key = NULL;
+    size_t klen = 0;
+    if ((flags & DEPS_CACHED) && tr->reads && p->enabled) {
+        klen = read_key(method, req, keybuf, sizeof keybuf, &key);
+        if (cached_answer(p, tr, key, klen, resp_desc, resp, st)) {
+            if (key != keybuf)
+                free(key);
+            return RPC_OK;
+        }
+        metric_inc(p->read_misses);
+    }
+    int code = call_remote(d, id, t, path, req, resp_desc, resp, flags, st, sent);
+    if (key) {
+        if (code == RPC_OK)
+            keep_answer(tr, key, klen, *resp);
+        if (key != keybuf)
+            free(key);
+    }
+    return code;
 }
 
 int deps_unary(struct deps *d, enum dep_id id, int64_t chat_id, const char *method,

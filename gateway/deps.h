@@ -30,6 +30,10 @@ struct deps_opts {
     int breaker_threshold;      /* consecutive failures that open a breaker */
     int64_t breaker_open_ms, breaker_open_max_ms;
     int64_t reconnect_max_ms; /* cap of gRPC's reconnect backoff */
+    /* Calls flagged DEPS_CACHED keep their OK answers this long (0: no read cache), at most
+     * read_cache_entries per service and track. */
+    int64_t read_cache_ttl_ms[DEP_N];
+    size_t read_cache_entries;
 };
 
 enum {
@@ -39,6 +43,11 @@ enum {
      * nothing. For calls whose failure is costly (an Enqueue whose outcome is then unknown):
      * the probe thread's health checks find out when the service is back. */
     DEPS_WHEN_UP = 1u << 1,
+    /* A read whose answer is the same for every chat (a catalogue page): an OK answer is kept
+     * in the service's read cache (per track) and served from it until it is
+     * read_cache_ttl_ms old, without a call. A breaker opening does not empty it: within
+     * the TTL a cached page is still shown while the service is down. */
+    DEPS_CACHED = 1u << 2,
 };
 
 struct deps;
@@ -87,6 +96,8 @@ bool deps_up(struct deps *d, enum dep_id id);
  * that opened its breaker; 0 while the breaker is closed. Reset by any success (a call or the
  * probe thread's health check), which is also what closes the breaker. */
 int64_t deps_down_since(struct deps *d, enum dep_id id, enum dep_track t);
+/* Empties the service's read caches (both tracks): an admin's /refresh. */
+void deps_forget_reads(struct deps *d, enum dep_id id);
 /* Counts one degraded answer (a fallback taken because the service was unusable). */
 void deps_degraded(struct deps *d, enum dep_id id);
 /* "session=up cache=down(open) queue=off ..." for /readyz; returns true when all usable. */

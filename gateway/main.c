@@ -163,11 +163,13 @@ int main(int argc, char **argv)
                1);
     struct metric_family *sw =
         metrics_family("engbot_gateway_optimisation_enabled",
-                       "Optimisation switches: sessions, file_id_cache, queue (1 on, 0 off).",
+                       "Optimisation switches: sessions, file_id_cache, queue, catalogue_cache "
+                       "(1 on, 0 off).",
                        METRIC_GAUGE, "optimisation", NULL, 0);
     metric_set(metrics_child(sw, "sessions"), cfg->use_sessions);
     metric_set(metrics_child(sw, "file_id_cache"), cfg->use_file_ids);
     metric_set(metrics_child(sw, "queue"), cfg->use_queue);
+    metric_set(metrics_child(sw, "catalogue_cache"), cfg->catalogue_cache_ttl > 0);
 
     /* Dependencies, Telegram clients, the pipeline. */
     struct deps_opts dopts = {
@@ -180,6 +182,8 @@ int main(int argc, char **argv)
         .breaker_open_ms = cfg->breaker_open,
         .breaker_open_max_ms = cfg->breaker_open_max,
         .reconnect_max_ms = cfg->reconnect_max,
+        .read_cache_ttl_ms = {[DEP_CACHE] = cfg->catalogue_cache_ttl},
+        .read_cache_entries = (size_t)cfg->catalogue_cache_entries,
     };
     for (int i = 0; i < DEP_N; i++) {
         dopts.addr[i] = cfg->addr[i];

@@ -70,6 +70,12 @@ static const struct conf_opt opts[] = {
      "reuse Telegram file_ids stored in cache-svc (off: upload every time)"},
     {"use-queue", CONF_BOOL, &cfg.use_queue, "true", 0, 0,
      "send replies through queue-svc (off: send directly through the in-process limiter)"},
+    {"catalogue-cache-ttl", CONF_DURATION, &cfg.catalogue_cache_ttl, "1s", 0, 3600000,
+     "how long the gateway reuses a catalogue page or search answer from cache-svc for every "
+     "chat (0 = off: one cache-svc call per update); also how stale a listing may be after a "
+     "change on another replica's /refresh"},
+    {"catalogue-cache-entries", CONF_INT, &cfg.catalogue_cache_entries, "1024", 1, 1000000,
+     "catalogue answers kept (least recently used goes first)"},
     {"session-deadline", CONF_DURATION, &cfg.deadline[DEP_SESSION], "500ms", 10, 60000,
      "deadline of a session-svc call"},
     {"cache-deadline", CONF_DURATION, &cfg.deadline[DEP_CACHE], "2s", 10, 60000,

@@ -6,6 +6,8 @@ group chats, duplicates, 429/5xx/409/403/migration from Telegram, webhook mode."
 import hashlib
 import json
 import os
+import re
+import shutil
 import signal
 import time
 import unittest
@@ -556,6 +558,54 @@ class Canary(unittest.TestCase):
             self.assertEqual(session_exists(s.addr("session"), c), not expected[c], c)
 
 
+class CatalogueCache(unittest.TestCase):
+    """The gateway's catalogue cache (CATALOGUE_CACHE_TTL): a page is fetched from cache-svc
+    once per TTL for every chat; a change shows once the TTL is over, or at once after an
+    admin's /refresh."""
+
+    TTL_S = 5
+
+    def _root_items(self, s, chat=None):
+        """The item count of the root page, as a chat new to the bot sees it (a chat that
+        browsed before resumes at its saved place: another request)."""
+        if chat is None:
+            self.next_chat = getattr(self, "next_chat", 7100) + 1
+            chat = self.next_chat
+        s.say(chat, "/browse")
+        m = re.search(r"(\d+) items", s.wait_for(chat, 1)[0]["text"])
+        return int(m.group(1)) if m else None
+
+    def test_pages_are_shared_until_the_ttl_and_refresh_drops_them(self):
+        require("bot-api-emulator", "session-svc", "cache-svc", "queue-svc", "gateway")
+        s = Stack(gw_env={"CATALOGUE_CACHE_TTL": f"{self.TTL_S}s"})
+        self.addCleanup(s.close)
+        cache_calls = lambda: s.metric("engbot_gateway_dependency_calls_total",  # noqa: E731
+                                       {"dependency": "cache", "track": "stable",
+                                        "result": "ok"})
+        t0 = time.monotonic()
+        before = self._root_items(s, 7001)
+        calls = cache_calls()
+        self.assertEqual([self._root_items(s, c) for c in (7002, 7003)], [before, before])
+        self.assertEqual(cache_calls(), calls)  # both pages came from the gateway's cache
+        self.assertEqual(s.metric("engbot_gateway_read_cache_total",
+                                  {"dependency": "cache", "result": "hit"}), 2)
+        # A new folder at the root: cache-svc sees it at once (inotify), the gateway once the
+        # cached page is TTL old -- not before.
+        os.makedirs(os.path.join(s.files, "zz-new"))
+        with open(os.path.join(s.files, "zz-new", "note.txt"), "w") as f:
+            f.write("new\n")
+        time.sleep(0.5)
+        if time.monotonic() - t0 < self.TTL_S - 1:  # (a very slow machine could not tell)
+            self.assertEqual(self._root_items(s), before)
+        wait_until(lambda: self._root_items(s) == before + 1, self.TTL_S + 10,
+                   interval=0.3, what="the new folder listed once the TTL is over")
+        # The page with the new folder is cached now; an admin's /refresh drops it at once.
+        shutil.rmtree(os.path.join(s.files, "zz-new"))
+        s.say(900, "/refresh")
+        self.assertIn("Catalogue refreshed", s.wait_for(900, 1)[0]["text"])
+        self.assertEqual(self._root_items(s), before)
+
+
 class Degraded(unittest.TestCase):
     """Each service stopped mid-conversation: the bot keeps answering what it can, counts it,
     and recovers by itself when the service is back (on the same address)."""
@@ -564,7 +614,9 @@ class Degraded(unittest.TestCase):
         require("bot-api-emulator", "session-svc", "cache-svc", "queue-svc", "gateway")
         # Replies wait QUEUE_FALLBACK_AFTER for queue-svc before going out directly
         # (test_outbox_e2e.py covers the wait itself); 1 s keeps these tests quick.
-        s = Stack(gw_env={"QUEUE_FALLBACK_AFTER": "1s"})
+        # No catalogue cache: a /browse right after cache-svc stops would be answered from it
+        # (CatalogueCache covers the cache).
+        s = Stack(gw_env={"QUEUE_FALLBACK_AFTER": "1s", "CATALOGUE_CACHE_TTL": "0"})
         self.addCleanup(s.close)
         return s
 
