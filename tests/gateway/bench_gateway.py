@@ -260,6 +260,9 @@ def main():
                     help="engbot on the last CPU, the emulator and the load elsewhere")
     ap.add_argument("--env", action="append", default=[], metavar="K=V",
                     help="add K=V to the gateway's environment in every row")
+    ap.add_argument("--rate", type=int, default=0,
+                    help="inject at this many messages per second in every row chosen "
+                         "(instead of its own rate): to find where the tail turns")
     args = ap.parse_args()
     args.env = dict(kv.split("=", 1) for kv in args.env)
     if args.pin:
@@ -269,7 +272,10 @@ def main():
         name = cfg[0]
         if args.only and (name != args.only if args.exact else args.only not in name):
             continue
-        res = run(*cfg[:4], args, rate=cfg[4] if len(cfg) > 4 else 0)
+        rate = args.rate or (cfg[4] if len(cfg) > 4 else 0)
+        res = run(*cfg[:4], args, rate=rate)
+        if args.rate:
+            res["name"] = f"{name} [--rate {args.rate}]"
         print(json.dumps(res), file=sys.stderr)
         rows.append(res)
     print(f"\n{args.messages} messages ({args.doc_messages} for documents) over {args.chats} "
