@@ -130,7 +130,7 @@ struct deps *deps_new(const struct deps_opts *o)
             tr->calls_fail = metrics_child(calls, dep_names[i], track_names[t], "failed");
             if (o->read_cache_ttl_ms[i] > 0)
                 tr->reads = readcache_new(o->read_cache_ttl_ms[i],
-                                          o->read_cache_entries ? o->read_cache_entries : 1024);
+                                          o->read_cache_bytes ? o->read_cache_bytes : 4u << 20);
         }
     }
     return d;

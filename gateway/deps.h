@@ -30,10 +30,10 @@ struct deps_opts {
     int breaker_threshold;      /* consecutive failures that open a breaker */
     int64_t breaker_open_ms, breaker_open_max_ms;
     int64_t reconnect_max_ms; /* cap of gRPC's reconnect backoff */
-    /* Calls flagged DEPS_CACHED keep their OK answers this long (0: no read cache), at most
-     * read_cache_entries per service and track. */
+    /* Calls flagged DEPS_CACHED keep their OK answers this long (0: no read cache), within
+     * read_cache_bytes per service and track. */
     int64_t read_cache_ttl_ms[DEP_N];
-    size_t read_cache_entries;
+    size_t read_cache_bytes;
 };
 
 enum {

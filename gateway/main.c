@@ -183,7 +183,7 @@ int main(int argc, char **argv)
         .breaker_open_max_ms = cfg->breaker_open_max,
         .reconnect_max_ms = cfg->reconnect_max,
         .read_cache_ttl_ms = {[DEP_CACHE] = cfg->catalogue_cache_ttl},
-        .read_cache_entries = (size_t)cfg->catalogue_cache_entries,
+        .read_cache_bytes = (size_t)cfg->catalogue_cache_size,
     };
     for (int i = 0; i < DEP_N; i++) {
         dopts.addr[i] = cfg->addr[i];

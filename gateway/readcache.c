@@ -1,7 +1,8 @@
 /* readcache.c -- chained hash table + doubly linked LRU list under one mutex.
  *
- * Entries hold key and value in one allocation. The table has a power-of-two bucket count of
- * at least twice max_entries and never grows (the entry count is bounded). */
+ * Entries hold key and value in one allocation. The table has a fixed power-of-two bucket
+ * count: one per 256 bytes of the bound (catalogue answers are a few hundred bytes to a few
+ * KiB, so chains stay short). */
 #include "readcache.h"
 
 #include <pthread.h>
@@ -20,7 +21,7 @@ struct entry {
 struct readcache {
     pthread_mutex_t mu;
     int64_t ttl_ms;
-    size_t max, count, nbuckets;
+    size_t max_bytes, bytes, count, nbuckets;
     struct entry **buckets;
     struct entry *head, *tail;
 };
@@ -34,16 +35,21 @@ static uint64_t hash_bytes(const void *p, size_t n)
     return h;
 }
 
-struct readcache *readcache_new(int64_t ttl_ms, size_t max_entries)
+static size_t cost(size_t klen, size_t vlen)
+{
+    return sizeof(struct entry) + klen + vlen;
+}
+
+struct readcache *readcache_new(int64_t ttl_ms, size_t max_bytes)
 {
     struct readcache *rc = calloc(1, sizeof *rc);
     if (!rc)
         abort();
     pthread_mutex_init(&rc->mu, NULL);
     rc->ttl_ms = ttl_ms;
-    rc->max = max_entries ? max_entries : 1;
+    rc->max_bytes = max_bytes;
     rc->nbuckets = 16;
-    while (rc->nbuckets < rc->max * 2)
+    while (rc->nbuckets < max_bytes / 256 && rc->nbuckets < (1u << 20))
         rc->nbuckets *= 2;
     rc->buckets = calloc(rc->nbuckets, sizeof *rc->buckets);
     if (!rc->buckets)
@@ -84,6 +90,7 @@ static void drop(struct readcache *rc, struct entry *e)
     *pp = e->hnext;
     lru_unlink(rc, e);
     rc->count--;
+    rc->bytes -= cost(e->klen, e->vlen);
     free(e);
 }
 
@@ -123,6 +130,8 @@ bool readcache_get(struct readcache *rc, const void *key, size_t klen, int64_t n
 void readcache_put(struct readcache *rc, const void *key, size_t klen, const void *val, size_t vlen,
                    int64_t now_ms)
 {
+    if (cost(klen, vlen) > rc->max_bytes)
+        return;
     uint64_t h = hash_bytes(key, klen);
     struct entry *n = malloc(sizeof *n + klen + vlen);
     if (!n)
@@ -134,13 +143,14 @@ void readcache_put(struct readcache *rc, const void *key, size_t klen, const voi
     struct entry *old = lookup(rc, h, key, klen);
     if (old)
         drop(rc, old);
-    while (rc->count >= rc->max && rc->tail)
+    while (rc->bytes + cost(klen, vlen) > rc->max_bytes && rc->tail)
         drop(rc, rc->tail);
     struct entry **b = &rc->buckets[h & (rc->nbuckets - 1)];
     n->hnext = *b;
     *b = n;
     lru_push_front(rc, n);
     rc->count++;
+    rc->bytes += cost(klen, vlen);
     pthread_mutex_unlock(&rc->mu);
 }
 
@@ -156,6 +166,14 @@ size_t readcache_count(struct readcache *rc)
 {
     pthread_mutex_lock(&rc->mu);
     size_t n = rc->count;
+    pthread_mutex_unlock(&rc->mu);
+    return n;
+}
+
+size_t readcache_bytes(struct readcache *rc)
+{
+    pthread_mutex_lock(&rc->mu);
+    size_t n = rc->bytes;
     pthread_mutex_unlock(&rc->mu);
     return n;
 }

@@ -1,5 +1,5 @@
 /* readcache.h -- a small in-process cache of read-only answers: key bytes -> value bytes, each
- * kept for a fixed time to live, at most a fixed number of entries (least recently used goes
+ * kept for a fixed time to live, within a fixed number of bytes (least recently used goes
  * first). Thread-safe.
  *
  * The gateway keeps cache-svc's catalogue answers here (ListFolder, Search: the same for every
@@ -13,8 +13,8 @@
 
 struct readcache;
 
-/* ttl_ms > 0, max_entries > 0. */
-struct readcache *readcache_new(int64_t ttl_ms, size_t max_entries);
+/* ttl_ms > 0; max_bytes bounds keys, values and the per-entry overhead together. */
+struct readcache *readcache_new(int64_t ttl_ms, size_t max_bytes);
 void readcache_free(struct readcache *rc);
 
 /* When key is present and stored less than ttl_ms before now_ms: *val is a malloc'd copy of
@@ -22,8 +22,8 @@ void readcache_free(struct readcache *rc);
 bool readcache_get(struct readcache *rc, const void *key, size_t klen, int64_t now_ms,
                    uint8_t **val, size_t *vlen);
 
-/* Stores (or replaces) key -> value, stamped now_ms; evicts the least recently used entry
- * when full. */
+/* Stores (or replaces) key -> value, stamped now_ms; evicts least recently used entries until
+ * it fits. An entry larger than the whole cache is not kept. */
 void readcache_put(struct readcache *rc, const void *key, size_t klen, const void *val, size_t vlen,
                    int64_t now_ms);
 
@@ -31,5 +31,6 @@ void readcache_put(struct readcache *rc, const void *key, size_t klen, const voi
 void readcache_clear(struct readcache *rc);
 
 size_t readcache_count(struct readcache *rc);
+size_t readcache_bytes(struct readcache *rc);
 
 #endif

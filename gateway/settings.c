@@ -72,10 +72,10 @@ static const struct conf_opt opts[] = {
      "send replies through queue-svc (off: send directly through the in-process limiter)"},
     {"catalogue-cache-ttl", CONF_DURATION, &cfg.catalogue_cache_ttl, "1s", 0, 3600000,
      "how long the gateway reuses a catalogue page or search answer from cache-svc for every "
-     "chat (0 = off: one cache-svc call per update); also how stale a listing may be after a "
-     "change on another replica's /refresh"},
-    {"catalogue-cache-entries", CONF_INT, &cfg.catalogue_cache_entries, "1024", 1, 1000000,
-     "catalogue answers kept (least recently used goes first)"},
+     "chat (0 = off: one cache-svc call per page shown); a change of the files reaches users up "
+     "to this much later"},
+    {"catalogue-cache-size", CONF_SIZE, &cfg.catalogue_cache_size, "4MiB", 64 << 10, 1LL << 30,
+     "memory for those answers, per cache-svc address (least recently used goes first)"},
     {"session-deadline", CONF_DURATION, &cfg.deadline[DEP_SESSION], "500ms", 10, 60000,
      "deadline of a session-svc call"},
     {"cache-deadline", CONF_DURATION, &cfg.deadline[DEP_CACHE], "2s", 10, 60000,

@@ -21,7 +21,7 @@ struct gw_settings {
     int64_t senders, lease_batch, lease_time, lease_wait, job_timeout;
     int64_t direct_rate, direct_burst, direct_inflight, direct_max_wait, queue_fallback_after;
     int64_t drain_grace, dedupe_window, webhook_max_conn, webhook_max_body, webhook_max_wait;
-    int64_t answer_timeout, catalogue_cache_ttl, catalogue_cache_entries;
+    int64_t answer_timeout, catalogue_cache_ttl, catalogue_cache_size;
     /* Derived at load. */
     char *token;         /* from BOT_TOKEN or BOT_TOKEN_FILE; secret */
     int64_t bot_id;      /* the token's numeric part */
