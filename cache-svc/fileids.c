@@ -8,6 +8,7 @@
  * of those steps leaves files that replay to the same table (records are idempotent). */
 #include "fileids.h"
 #include "durable.h"
+#include "hash.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -48,10 +49,7 @@ struct fileids {
 
 static size_t key_hash(int64_t bot, const char *path)
 {
-    uint64_t h = 0xcbf29ce484222325ULL ^ (uint64_t)bot * 0x9E3779B97F4A7C15ULL;
-    for (const char *p = path; *p; p++)
-        h = (h ^ (unsigned char)*p) * 0x100000001b3ULL;
-    return (size_t)(h ^ (h >> 31));
+    return (size_t)hash_bytes(path, strlen(path), hash_mix64((uint64_t)bot));
 }
 
 static struct fnode **find(struct fileids *f, int64_t bot, const char *path)

@@ -4,6 +4,7 @@
  * count: one per 256 bytes of the bound (catalogue answers are a few hundred bytes to a few
  * KiB, so chains stay short). */
 #include "readcache.h"
+#include "hash.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -25,15 +26,6 @@ struct readcache {
     struct entry **buckets;
     struct entry *head, *tail;
 };
-
-static uint64_t hash_bytes(const void *p, size_t n)
-{
-    const uint8_t *b = p;
-    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ b[i]) * 0x100000001b3ull;
-    return h;
-}
 
 static size_t cost(size_t klen, size_t vlen)
 {
@@ -105,7 +97,7 @@ static struct entry *lookup(struct readcache *rc, uint64_t h, const void *key, s
 bool readcache_get(struct readcache *rc, const void *key, size_t klen, int64_t now_ms,
                    uint8_t **val, size_t *vlen)
 {
-    uint64_t h = hash_bytes(key, klen);
+    uint64_t h = hash_bytes(key, klen, 0);
     bool hit = false;
     pthread_mutex_lock(&rc->mu);
     struct entry *e = lookup(rc, h, key, klen);
@@ -132,7 +124,7 @@ void readcache_put(struct readcache *rc, const void *key, size_t klen, const voi
 {
     if (cost(klen, vlen) > rc->max_bytes)
         return;
-    uint64_t h = hash_bytes(key, klen);
+    uint64_t h = hash_bytes(key, klen, 0);
     struct entry *n = malloc(sizeof *n + klen + vlen);
     if (!n)
         abort();

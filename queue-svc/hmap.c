@@ -1,5 +1,6 @@
 /* hmap.c -- open-addressing hash map (see hmap.h). */
 #include "hmap.h"
+#include "hash.h"
 
 #include <stdlib.h>
 
@@ -18,23 +19,12 @@ void hmap_free(struct hmap *m)
 
 uint64_t hmap_hash_u64(uint64_t x)
 {
-    /* splitmix64 finaliser: chat ids and job ids are far from uniform. */
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    x ^= x >> 31;
-    return x;
+    return hash_mix64(x); /* chat ids and job ids are far from uniform */
 }
 
 uint64_t hmap_hash_str(const char *s, size_t len)
 {
-    uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a, then mixed */
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 0x100000001b3ULL;
-    }
-    return hmap_hash_u64(h);
+    return hash_bytes(s, len, 0);
 }
 
 static size_t home(const struct hmap *m, uint64_t k)
