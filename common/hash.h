@@ -1,9 +1,9 @@
 /* hash.h -- the project's hashes for in-memory hash tables.
  *
  * hash_mix64 is splitmix64's finaliser: it spreads ids that are far from uniform (chat ids,
- * job ids, sequential update ids) over all 64 bits. gateway/canary.c assigns chats to the
- * canary group with it, and that assignment must stay the same across versions and
- * replicas: never change hash_mix64.
+ * job ids, sequential update ids) over all 64 bits, so any of them can index a table.
+ * gateway/canary.c assigns chats to the canary group with it, and that assignment must stay the
+ * same across versions and replicas: never change hash_mix64.
  *
  * hash_bytes is FNV-1a over the bytes, started from a seed, then hash_mix64, so that its low
  * bits can index a power-of-two table. Nothing persists or sends it: free to change. */

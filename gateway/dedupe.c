@@ -2,6 +2,7 @@
  * append log (durable.h). */
 #include "dedupe.h"
 #include "durable.h"
+#include "hash.h"
 #include "log.h"
 
 #include <errno.h>
@@ -37,8 +38,7 @@ struct dedupe {
 
 static size_t hash(int64_t id, size_t cap)
 {
-    uint64_t z = (uint64_t)id * 0x9E3779B97F4A7C15ull;
-    return (size_t)(z >> 17) & (cap - 1);
+    return (size_t)hash_mix64((uint64_t)id) & (cap - 1);
 }
 
 static struct slot *find(struct dedupe *d, int64_t id, bool for_insert)

@@ -7,6 +7,7 @@
  * items and no worker is freed. */
 #include "dispatch.h"
 #include "clock.h"
+#include "hash.h"
 #include "log.h"
 
 #include <pthread.h>
@@ -44,8 +45,7 @@ struct dispatch {
 
 static struct lane **slot(struct dispatch *d, int64_t key)
 {
-    uint64_t h = (uint64_t)key * 0x9E3779B97F4A7C15ull;
-    return &d->buckets[(h >> 40) % NBUCKETS];
+    return &d->buckets[hash_mix64((uint64_t)key) % NBUCKETS];
 }
 
 static void push_ready(struct dispatch *d, struct lane *l)
