@@ -176,10 +176,26 @@ class Stack:
         env = self.gateway_env()
         env.update(extra_env or {})
         args = list(args)
-        if self.webhook:
-            self.gw_port = self.gw_port if getattr(self, "gw_port", None) else free_port()
-            args.append(f"--http-listen=127.0.0.1:{self.gw_port}")
-            env.setdefault("WEBHOOK_URL", f"http://127.0.0.1:{self.gw_port}/tg/hook")
+        if not self.webhook:
+            return self._start_gateway(env, args)
+        if getattr(self, "gw_port", None):  # a restart keeps the address Telegram was given
+            return self._start_gateway(env, args, self.gw_port)
+        # Webhook mode needs the port before start (it is in WEBHOOK_URL), and free_port()
+        # cannot hold it: a test running beside this one may bind it first. Then the gateway
+        # exits naming HTTP_LISTEN, and another port is tried.
+        for attempt in range(3):
+            try:
+                return self._start_gateway(env, args, free_port())
+            except AssertionError as e:
+                if "address in use" not in str(e) or attempt == 2:
+                    raise
+
+    def _start_gateway(self, env, args, port=None):
+        if port:
+            self.gw_port = port
+            args = args + [f"--http-listen=127.0.0.1:{port}"]
+            env = dict(env)
+            env.setdefault("WEBHOOK_URL", f"http://127.0.0.1:{port}/tg/hook")
         self.gw = self._track(Proc("gateway", args=args, env=env, grpc=False,
                                    workdir=self._dir("gw-work"), wait_listening=False))
         self.gw.wait_log(lambda r: r.get("msg") == "serving", 20)
